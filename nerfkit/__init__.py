@@ -1,0 +1,3 @@
+"""nerfkit: a configurable, resumable trainer for neural radiance fields."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,75 @@
+"""Config base classes: every component's config is a dataclass that is also its own factory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Annotated, Any, Literal
+
+import tyro
+
+
+def _format_value(value: Any, indent: str) -> str:
+    if is_dataclass(value):
+        return type(value).__name__ + "\n" + value.__str__(indent + "  ")
+    if isinstance(value, dict) and any(is_dataclass(v) or isinstance(v, dict) for v in value.values()):
+        lines = [f"{indent}  {key}: {_format_value(item, indent + '  ')}" for key, item in value.items()]
+        return "\n" + "\n".join(lines)
+    return repr(value)
+
+
+@dataclass
+class PrintableConfig:
+    """A config that prints as an indented tree, the form shown at start-up."""
+
+    def __str__(self, indent: str = "") -> str:
+        lines = [
+            f"{indent}  {f.name}: {_format_value(getattr(self, f.name), indent)}"
+            for f in fields(self)
+            if not f.name.startswith("_")
+        ]
+        return "\n".join(lines)
+
+
+Target = Annotated[type, tyro.conf.Suppress]
+"""The type of `_target` fields: hidden from the command line, since it is code, not a setting."""
+
+
+@dataclass
+class InstantiateConfig(PrintableConfig):
+    """A config that builds the object it describes: `config.setup(**runtime_values)`."""
+
+    _target: Target = field(default_factory=lambda: object)
+    """The class that `setup()` builds; each subclass sets its own."""
+
+    def setup(self, **kwargs: Any) -> Any:
+        return self._target(self, **kwargs)
+
+
+@dataclass
+class MachineConfig(PrintableConfig):
+    """Where and how reproducibly the run executes."""
+
+    seed: int = 42
+    """Random seed; each rank adds its rank, so runs are reproducible and ranks differ."""
+    device_type: Literal["auto", "cpu", "cuda"] = "auto"
+    """auto picks CUDA when present and the CPU otherwise."""
+    num_threads: int | None = None
+    """CPU threads for torch (None: torch's default)."""
+
+
+@dataclass
+class LoggingConfig(PrintableConfig):
+    """What is logged and how often."""
+
+    steps_per_log: int = 10
+    """Log scalars every this many steps."""
+    max_buffer_size: int = 20
+    """Steps averaged for the train rays/s and step-time figures."""
+    wandb_project: str = "nerfkit"
+    """wandb project."""
+    wandb_entity: str | None = None
+    """wandb entity (user or team); None uses the account default."""
+    wandb_name: str | None = None
+    """wandb run name; None uses experiment-name/method-name/timestamp."""
+    wandb_tags: tuple[str, ...] = ()
+    """wandb run tags."""

@@ -1,0 +1,110 @@
+"""Checkpoint files: one naming rule, atomic writes, safe loads, and pruning of old steps.
+
+A checkpoint is a plain dict of tensors and Python scalars, loaded with `torch.load(weights_only=True)`, so opening
+one never runs code from the file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nerfkit.errors import NerfkitError
+
+_NAME = re.compile(r"^step-(\d{9})\.ckpt$")
+
+
+def checkpoint_path(model_dir: Path, step: int) -> Path:
+    return model_dir / f"step-{step:09d}.ckpt"
+
+
+def checkpoint_step(path: Path) -> int | None:
+    """The step a checkpoint file holds, from its name; None for files that are not checkpoints."""
+    match = _NAME.match(path.name)
+    return int(match.group(1)) if match else None
+
+
+def list_checkpoints(model_dir: Path) -> dict[int, Path]:
+    """Checkpoints in a folder by step, oldest first."""
+    if not model_dir.is_dir():
+        return {}
+    found = {checkpoint_step(path): path for path in model_dir.iterdir()}
+    return {step: found[step] for step in sorted(step for step in found if step is not None)}
+
+
+def find_checkpoint(load_dir: Path, load_step: int | None = None) -> Path:
+    """The checkpoint to resume from: `load_step`'s, or the latest."""
+    if not load_dir.is_dir():
+        raise NerfkitError(
+            f"--load-dir {load_dir} is not a folder",
+            hint="pass the run's nerfkit_models folder, or use --resume with the run folder",
+        )
+    checkpoints = list_checkpoints(load_dir)
+    if not checkpoints:
+        raise NerfkitError(
+            f"--load-dir {load_dir} holds no checkpoints (files named step-<9 digits>.ckpt)",
+            hint="check the path; a run writes its checkpoints into <run>/nerfkit_models",
+        )
+    if load_step is None:
+        return checkpoints[max(checkpoints)]
+    if load_step not in checkpoints:
+        raise NerfkitError(
+            f"--load-step {load_step}: no checkpoint for that step in {load_dir}",
+            hint=f"available steps: {', '.join(map(str, checkpoints))}",
+        )
+    return checkpoints[load_step]
+
+
+def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+    """Writes to a temporary file and renames it, so a crash mid-write never leaves a truncated checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "wb") as file:
+        torch.save(state, file)
+        file.flush()
+        os.fsync(file.fileno())
+    temporary.replace(path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Loads safely (tensors and plain values only); a truncated or corrupt file names itself and what to do."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise NerfkitError(f"checkpoint not found: {path}") from None
+    except Exception as error:  # noqa: BLE001 - torch raises many types for damaged archives
+        older = [step for step in list_checkpoints(path.parent) if step != checkpoint_step(path)]
+        hint = f"resume from an earlier one with --load-step {max(older)}" if older else "start the run again"
+        raise NerfkitError(
+            f"checkpoint {path} is truncated or corrupt ({type(error).__name__}: {str(error).splitlines()[0]})",
+            hint=f"move it aside and {hint}",
+        ) from None
+    if not isinstance(state, dict) or "step" not in state or "pipeline" not in state:
+        raise NerfkitError(f"{path} is not a nerfkit checkpoint (no step and pipeline state)")
+    return state
+
+
+def prune_checkpoints(model_dir: Path, keep: int) -> None:
+    """Deletes all but the newest `keep` checkpoints (keep <= 0 keeps everything)."""
+    if keep <= 0:
+        return
+    checkpoints = list_checkpoints(model_dir)
+    for step in list(checkpoints)[:-keep]:
+        checkpoints[step].unlink(missing_ok=True)
+
+
+def describe_key_mismatch(missing: list[str], unexpected: list[str], limit: int = 10) -> str:
+    """A readable summary of the state-dict keys that did not line up."""
+
+    def listing(title: str, keys: list[str]) -> str:
+        shown = "\n".join(f"    {key}" for key in keys[:limit])
+        more = f"\n    ... and {len(keys) - limit} more" if len(keys) > limit else ""
+        return f"  {title} ({len(keys)}):\n{shown}{more}"
+
+    parts = [listing("missing from the checkpoint", missing)] if missing else []
+    parts += [listing("in the checkpoint but not in the model", unexpected)] if unexpected else []
+    return "\n".join(parts)

@@ -1,0 +1,325 @@
+"""The training loop: steps, scheduled evaluation, logging and checkpoints."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import torch
+import tyro
+from rich.console import Console
+from torch import Tensor
+
+from nerfkit import __version__
+from nerfkit.configs.base_config import InstantiateConfig, LoggingConfig, MachineConfig, Target
+from nerfkit.configs.run_config import save_run_config
+from nerfkit.configs.serialization import to_data
+from nerfkit.engine.callbacks import TrainingCallbackAttributes, TrainingCallbackLocation
+from nerfkit.engine.checkpoints import (
+    checkpoint_path,
+    describe_key_mismatch,
+    find_checkpoint,
+    load_checkpoint,
+    prune_checkpoints,
+    save_checkpoint,
+)
+from nerfkit.engine.interrupts import StopRequest, stop_on_signals
+from nerfkit.engine.optimizers import Optimizers, ParamGroupConfig
+from nerfkit.errors import NerfkitError
+from nerfkit.pipelines.base_pipeline import VanillaPipelineConfig
+from nerfkit.utils.progress import training_progress
+from nerfkit.utils.rng import get_rng_state, set_rng_state
+from nerfkit.utils.writers import CsvWriter, TensorboardWriter, WandbWriter, Writer, Writers
+
+TIMESTAMP_PLACEHOLDER = "{timestamp}"
+
+
+@dataclass
+class TrainerConfig(InstantiateConfig):
+    """A whole training run: where it writes, what it trains, and how long."""
+
+    _target: Target = field(default_factory=lambda: Trainer)
+    method_name: Annotated[str, tyro.conf.Suppress] = "unnamed"
+    """Registered name of the method (set by the registry)."""
+    data: Path | None = None
+    """Folder of the dataset (shorthand for --pipeline.datamanager.data)."""
+    output_dir: Path = Path("outputs")
+    """Runs are written to output-dir/experiment-name/method-name/timestamp."""
+    experiment_name: str | None = None
+    """Name of the experiment folder (None: the dataset folder's name)."""
+    timestamp: str = TIMESTAMP_PLACEHOLDER
+    """Name of the run folder ({timestamp}: the start time)."""
+    run_dir: Path | None = None
+    """Write the run here instead of output-dir/experiment-name/method-name/timestamp."""
+    relative_model_dir: str = "nerfkit_models"
+    """Folder inside the run that holds the checkpoints."""
+    vis: Literal["tensorboard", "wandb", "tensorboard+wandb", "none"] = "tensorboard"
+    """Where to log besides the console and metrics.csv."""
+    machine: MachineConfig = field(default_factory=MachineConfig)
+    """Device and seed."""
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    """Logging frequency and wandb settings."""
+    pipeline: VanillaPipelineConfig = field(default_factory=VanillaPipelineConfig)
+    """Data and model."""
+    optimizers: dict[str, ParamGroupConfig] = field(default_factory=lambda: {"fields": ParamGroupConfig()})
+    """Optimizer and learning-rate schedule per parameter group."""
+    max_num_iterations: int = 1_000_000
+    """Total number of training steps; a resumed run stops here too."""
+    steps_per_save: int = 1000
+    """Save a checkpoint every this many steps (and always at the end or on interruption)."""
+    keep_last_checkpoints: int = 3
+    """Checkpoints kept; older ones are deleted (0 keeps all)."""
+    save_only_latest_checkpoint: bool = False
+    """Keep only the newest checkpoint (same as --keep-last-checkpoints 1)."""
+    steps_per_eval_batch: int = 500
+    """Log the loss on a batch of eval rays every this many steps (0: never)."""
+    steps_per_eval_image: int = 500
+    """Render one eval image and log its PSNR and images every this many steps (0: never)."""
+    steps_per_eval_all_images: int = 25000
+    """Render every eval image and log the mean metrics every this many steps (0: never)."""
+    mixed_precision: bool = False
+    """Train in mixed precision (CUDA only; ignored on the CPU)."""
+    load_dir: Path | None = None
+    """Load model, optimizer and random state from this folder of checkpoints, and continue from its step."""
+    load_step: int | None = None
+    """Step of the checkpoint in --load-dir to load (None: the latest)."""
+    load_config: Path | None = None
+    """Take the defaults from this config.yml; other flags still override them."""
+    resume: Path | None = None
+    """Continue the run in this folder from its latest checkpoint, with its saved config."""
+    debug: bool = False
+    """Show full tracebacks for errors (also: NERFKIT_DEBUG=1)."""
+
+    def get_base_dir(self) -> Path:
+        if self.run_dir is not None:
+            return self.run_dir
+        experiment = self.experiment_name or "unnamed"
+        return self.output_dir / experiment / self.method_name / self.timestamp
+
+    def get_checkpoint_dir(self) -> Path:
+        return self.get_base_dir() / self.relative_model_dir
+
+
+def prepare_run_config(config: TrainerConfig) -> TrainerConfig:
+    """The config as the run will save it: data path propagated, names and run folder fixed, paths absolute."""
+    datamanager = config.pipeline.datamanager
+    data = config.data or datamanager.data or datamanager.dataparser.data
+    data = data.absolute()
+    experiment = config.experiment_name or data.name or "unnamed"
+    timestamp = config.timestamp
+    if timestamp == TIMESTAMP_PLACEHOLDER:
+        timestamp = datetime.now().strftime("%Y-%m-%d_%H%M%S")
+    prepared = dataclasses.replace(
+        config,
+        data=data,
+        experiment_name=experiment,
+        timestamp=timestamp,
+        output_dir=config.output_dir.absolute(),
+        load_dir=None if config.load_dir is None else config.load_dir.absolute(),
+        pipeline=dataclasses.replace(config.pipeline, datamanager=dataclasses.replace(datamanager, data=data)),
+    )
+    return dataclasses.replace(prepared, run_dir=prepared.get_base_dir().absolute())
+
+
+def resolve_device(device_type: str, local_rank: int) -> torch.device:
+    if device_type == "auto":
+        device_type = "cuda" if torch.cuda.is_available() else "cpu"
+    if device_type == "cuda":
+        if not torch.cuda.is_available():
+            raise NerfkitError(
+                "--machine.device-type cuda, but torch sees no CUDA device",
+                hint="use --machine.device-type auto or cpu, or install a CUDA build of torch",
+            )
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
+
+
+def _every(step: int, period: int) -> bool:
+    return period > 0 and step % period == 0
+
+
+class Trainer:
+    """Builds the pipeline and optimizers from a config and trains to `max_num_iterations`."""
+
+    def __init__(
+        self, config: TrainerConfig, local_rank: int = 0, world_size: int = 1, console: Console | None = None
+    ) -> None:
+        self.config = prepare_run_config(config)
+        self.local_rank = local_rank
+        self.world_size = world_size
+        self.is_main = local_rank == 0
+        self.console = console or Console(quiet=not self.is_main)
+        self.device = resolve_device(config.machine.device_type, local_rank)
+        self.mixed_precision = config.mixed_precision and self.device.type == "cuda"
+        self.run_dir = self.config.get_base_dir()
+        self.model_dir = self.config.get_checkpoint_dir()
+        self.start_step = 0
+        self.step = 0
+        self.last_saved_step: int | None = None
+        self.writers: Writer = Writers([])
+
+    def setup(self) -> None:
+        """Builds everything and loads the checkpoint before writing anything, so bad input leaves no files."""
+        config = self.config
+        self.pipeline = config.pipeline.setup(
+            device=self.device, world_size=self.world_size, local_rank=self.local_rank
+        )
+        self.optimizers = Optimizers(config.optimizers, self.pipeline.get_param_groups())
+        self.grad_scaler = torch.amp.GradScaler(self.device.type, enabled=self.mixed_precision)
+        self.callbacks = self.pipeline.get_training_callbacks(
+            TrainingCallbackAttributes(optimizers=self.optimizers, pipeline=self.pipeline)
+        )
+        if config.load_dir is not None:
+            self.load_checkpoint(find_checkpoint(config.load_dir, config.load_step))
+        if self.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_run_config(config, self.run_dir / "config.yml")
+            self.writers = self._build_writers()
+            self.console.print(f"run folder: {self.run_dir}")
+
+    def _build_writers(self) -> Writers:
+        config = self.config
+        writers: list[Writer] = [CsvWriter(self.run_dir / "metrics.csv")]
+        if "tensorboard" in config.vis:
+            writers.append(TensorboardWriter(self.run_dir))
+        if "wandb" in config.vis:
+            writers.append(
+                WandbWriter(
+                    run_dir=self.run_dir,
+                    config=to_data(config),
+                    project=config.logging.wandb_project,
+                    entity=config.logging.wandb_entity,
+                    name=config.logging.wandb_name
+                    or f"{config.experiment_name}/{config.method_name}/{config.timestamp}",
+                    tags=config.logging.wandb_tags,
+                    console=self.console,
+                )
+            )
+        return Writers(writers)
+
+    def train(self) -> StopRequest:
+        """Trains from the loaded step to `max_num_iterations`; returns the signal that stopped it early, if any."""
+        config = self.config
+        first_step = self.start_step + 1
+        rays_per_batch = config.pipeline.datamanager.train_num_rays_per_batch
+        step_times: deque[float] = deque(maxlen=config.logging.max_buffer_size)
+        self.step = self.start_step
+        if first_step > config.max_num_iterations:
+            self.console.print(f"already at step {self.start_step} of {config.max_num_iterations}: nothing to train")
+            self.writers.close()
+            return StopRequest()
+        with stop_on_signals() as stop, training_progress(self.console) as progress:
+            task = progress.add_task(
+                "train", total=config.max_num_iterations, completed=self.start_step, loss="-", rays_per_sec="-"
+            )
+            for step in range(first_step, config.max_num_iterations + 1):
+                start = time.perf_counter()
+                loss, loss_dict, metrics_dict = self.train_iteration(step)
+                step_times.append(time.perf_counter() - start)
+                self.step = step
+                rays_per_sec = rays_per_batch / (sum(step_times) / len(step_times))
+                progress.update(task, completed=step, loss=f"{loss:.4g}", rays_per_sec=f"{rays_per_sec:,.0f}")
+                if _every(step, config.logging.steps_per_log) or step == first_step:
+                    self.writers.write_scalars(
+                        {
+                            "train/loss": loss,
+                            **{f"train/{name}": float(value.detach()) for name, value in loss_dict.items()},
+                            **{f"train/{name}": float(value.detach()) for name, value in metrics_dict.items()},
+                            **{f"learning_rate/{name}": lr for name, lr in self.optimizers.learning_rates().items()},
+                            "timing/train_rays_per_sec": rays_per_sec,
+                            "timing/step_seconds": step_times[-1],
+                        },
+                        step,
+                    )
+                self.eval_iteration(step)
+                if _every(step, config.steps_per_save):
+                    self.save_checkpoint(step)
+                if stop.requested:
+                    break
+        if self.last_saved_step != self.step:
+            self.save_checkpoint(self.step)
+        self.writers.close()
+        return stop
+
+    def train_iteration(self, step: int) -> tuple[float, dict[str, Tensor], dict[str, Tensor]]:
+        """One optimisation step, with the callbacks around it."""
+        for callback in self.callbacks:
+            callback.run_callback_at_location(step, TrainingCallbackLocation.BEFORE_TRAIN_ITERATION)
+        self.optimizers.zero_grad_all()
+        with torch.autocast(device_type=self.device.type, enabled=self.mixed_precision):
+            _, loss_dict, metrics_dict = self.pipeline.get_train_loss_dict(step)
+            loss = functools.reduce(torch.add, loss_dict.values())
+        self.grad_scaler.scale(loss).backward()
+        self.optimizers.optimizer_step_all(self.grad_scaler)
+        self.grad_scaler.update()
+        self.optimizers.scheduler_step_all()
+        for callback in self.callbacks:
+            callback.run_callback_at_location(step, TrainingCallbackLocation.AFTER_TRAIN_ITERATION)
+        return float(loss.detach()), loss_dict, metrics_dict
+
+    def eval_iteration(self, step: int) -> None:
+        """Scheduled evaluation; it runs whichever loggers are on and never draws from the training RNG."""
+        config = self.config
+        if not self.is_main:
+            return
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            if _every(step, config.steps_per_eval_batch):
+                _, loss_dict, metrics_dict = self.pipeline.get_eval_loss_dict(step)
+                scalars = {**loss_dict, **metrics_dict}
+                self.writers.write_scalars({f"eval/{name}": float(value) for name, value in scalars.items()}, step)
+            if _every(step, config.steps_per_eval_image):
+                metrics, images = self.pipeline.get_eval_image_metrics_and_images(step)
+                self.writers.write_scalars({f"eval/image/{name}": value for name, value in metrics.items()}, step)
+                self.writers.write_images({f"eval/{name}": image for name, image in images.items()}, step)
+            if _every(step, config.steps_per_eval_all_images):
+                metrics = self.pipeline.get_average_eval_image_metrics(step)
+                self.writers.write_scalars({f"eval/all_images/{name}": value for name, value in metrics.items()}, step)
+                summary = ", ".join(f"{name} {value:.4g}" for name, value in metrics.items())
+                self.console.print(f"step {step}: all eval images: {summary}")
+
+    def checkpoint_state(self, step: int) -> dict[str, Any]:
+        return {
+            "step": step,
+            "nerfkit_version": __version__,
+            "pipeline": self.pipeline.state_dict(),
+            "optimizers": self.optimizers.state_dict(),
+            "grad_scaler": self.grad_scaler.state_dict(),
+            "rng": get_rng_state(),
+        }
+
+    def save_checkpoint(self, step: int) -> None:
+        if self.is_main:
+            save_checkpoint(self.checkpoint_state(step), checkpoint_path(self.model_dir, step))
+            keep = 1 if self.config.save_only_latest_checkpoint else self.config.keep_last_checkpoints
+            prune_checkpoints(self.model_dir, keep)
+        self.last_saved_step = step
+
+    def load_checkpoint(self, path: Path) -> None:
+        """Restores weights, optimizer and scheduler state, grad scaler and random state; training goes on after."""
+        state = load_checkpoint(path)
+        result = self.pipeline.load_state_dict(state["pipeline"], strict=False)
+        if result.missing_keys or result.unexpected_keys:
+            raise NerfkitError(
+                f"checkpoint {path} does not fit this model:\n"
+                + describe_key_mismatch(result.missing_keys, result.unexpected_keys),
+                hint="load it with the config it was trained with (kit-train --resume <run folder>)",
+            )
+        try:
+            self.optimizers.load_state_dict(state["optimizers"])
+        except (KeyError, ValueError) as error:
+            raise NerfkitError(
+                f"checkpoint {path}: its optimizer state does not fit this run's optimizers ({error})",
+                hint="use the same --optimizers settings as the run that wrote it",
+            ) from None
+        if state["grad_scaler"] and self.mixed_precision:
+            self.grad_scaler.load_state_dict(state["grad_scaler"])
+        set_rng_state(state["rng"])
+        self.start_step = self.last_saved_step = state["step"]
+        self.console.print(f"loaded {path} (step {self.start_step})")

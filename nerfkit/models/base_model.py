@@ -1,0 +1,108 @@
+"""The model contract: rays in, rendered outputs, losses and metrics out."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from nerfkit.cameras.cameras import Cameras
+from nerfkit.cameras.rays import RayBundle
+from nerfkit.configs.base_config import InstantiateConfig, Target
+from nerfkit.data.scene_box import SceneBox
+from nerfkit.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
+
+
+@dataclass
+class ModelConfig(InstantiateConfig):
+    """Settings every model shares."""
+
+    _target: Target = field(default_factory=lambda: Model)
+    eval_num_rays_per_chunk: int = 4096
+    """Rays rendered at once when rendering a whole image; bounds memory whatever the image size."""
+    near_plane: float | None = None
+    """Where sampling starts along each ray; None takes the dataset's."""
+    far_plane: float | None = None
+    """Where sampling ends along each ray; None takes the dataset's."""
+
+
+class Model(nn.Module):
+    """Base of all models. Subclasses build their parts in `populate_modules` and render in `get_outputs`."""
+
+    config: ModelConfig
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        scene_box: SceneBox,
+        num_train_data: int,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.scene_box = scene_box
+        self.num_train_data = num_train_data
+        self.metadata = metadata or {}
+        self.near_plane = config.near_plane if config.near_plane is not None else self.metadata.get("near_plane")
+        self.far_plane = config.far_plane if config.far_plane is not None else self.metadata.get("far_plane")
+        self.populate_modules()
+        # A parameter-free buffer tells where the model lives even before the subclass adds parameters.
+        self.register_buffer("_device_marker", torch.empty(0), persistent=False)
+
+    @property
+    def device(self) -> torch.device:
+        return self._device_marker.device
+
+    @abstractmethod
+    def populate_modules(self) -> None:
+        """Builds fields, samplers and renderers from `self.config`."""
+
+    @abstractmethod
+    def get_param_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Parameters per optimizer group; the names match the method's `optimizers` keys."""
+
+    def get_training_callbacks(
+        self, training_callback_attributes: TrainingCallbackAttributes
+    ) -> list[TrainingCallback]:
+        return []
+
+    @abstractmethod
+    def get_outputs(self, ray_bundle: RayBundle) -> dict[str, Tensor]:
+        """Renders a flat bundle of rays: at least `rgb`, `depth` and `accumulation`."""
+
+    def forward(self, ray_bundle: RayBundle) -> dict[str, Tensor]:
+        return self.get_outputs(ray_bundle)
+
+    def get_metrics_dict(self, outputs: dict[str, Tensor], batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {}
+
+    @abstractmethod
+    def get_loss_dict(
+        self, outputs: dict[str, Tensor], batch: dict[str, Tensor], metrics_dict: dict[str, Tensor]
+    ) -> dict[str, Tensor]:
+        """Losses to be summed for the backward pass."""
+
+    @torch.no_grad()
+    def get_outputs_for_camera(self, cameras: Cameras, camera_index: int) -> dict[str, Tensor]:
+        """Renders one whole image in chunks of `eval_num_rays_per_chunk` rays; outputs are (height, width, C)."""
+        image_rays = cameras.generate_image_rays(camera_index)
+        height, width = image_rays.shape
+        rays = image_rays.flatten().to(self.device)
+        chunks: dict[str, list[Tensor]] = defaultdict(list)
+        chunk_size = self.config.eval_num_rays_per_chunk
+        for start in range(0, len(rays), chunk_size):
+            chunk = rays[start : start + chunk_size]
+            for name, value in self.forward(chunk).items():
+                if value.dim() > 0 and value.shape[0] == len(chunk):
+                    chunks[name].append(value)
+        return {name: torch.cat(parts).reshape(height, width, -1) for name, parts in chunks.items()}
+
+    @abstractmethod
+    def get_image_metrics_and_images(
+        self, outputs: dict[str, Tensor], batch: dict[str, Tensor]
+    ) -> tuple[dict[str, float], dict[str, Tensor]]:
+        """Metrics of one rendered image against its ground truth, and images to log (H, W, 3 in [0, 1])."""

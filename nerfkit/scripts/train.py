@@ -1,0 +1,113 @@
+"""kit-train: train a registered method.
+
+kit-train vanilla-nerf --data data/lego --max-num-iterations 300
+kit-train --resume outputs/lego/vanilla-nerf/2026-01-01_120000 --max-num-iterations 600
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+import tyro
+import yaml
+from rich.console import Console
+
+from nerfkit.configs.run_config import load_run_config
+from nerfkit.configs.serialization import to_data
+from nerfkit.engine.trainer import TIMESTAMP_PLACEHOLDER, TrainerConfig
+from nerfkit.errors import NerfkitError
+from nerfkit.plugins.registry import Registry, get_registry
+from nerfkit.utils.cli import flag_value, run_cli
+from nerfkit.utils.rng import seed_everything
+
+
+def _config_from_file(argv: list[str], registry: Registry) -> TrainerConfig | None:
+    """The saved config named by --resume or --load-config, ready to serve as the defaults for the flags."""
+    resume, load_config = flag_value(argv, "--resume"), flag_value(argv, "--load-config")
+    if resume is not None and load_config is not None:
+        raise NerfkitError(
+            "--resume and --load-config cannot be used together", hint="--resume already loads the config"
+        )
+    if resume is not None:
+        run_dir = Path(resume).absolute()
+        if not (run_dir / "config.yml").is_file():
+            raise NerfkitError(
+                f"--resume {resume}: no config.yml in that folder",
+                hint="pass a run folder, e.g. outputs/<experiment>/<method>/<timestamp>",
+            )
+        config = load_run_config(run_dir / "config.yml", registry)
+        return dataclasses.replace(
+            config,
+            run_dir=run_dir,
+            load_dir=run_dir / config.relative_model_dir,
+            load_step=None,
+            load_config=None,
+            resume=run_dir,
+        )
+    if load_config is not None:
+        # A new run with the same settings: fresh folder and timestamp, no weights.
+        config = load_run_config(Path(load_config), registry)
+        return dataclasses.replace(
+            config,
+            run_dir=None,
+            timestamp=TIMESTAMP_PLACEHOLDER,
+            load_dir=None,
+            load_step=None,
+            resume=None,
+            load_config=Path(load_config).absolute(),
+        )
+    return None
+
+
+def parse_args(argv: list[str], registry: Registry) -> TrainerConfig:
+    """Method subcommand, then flags in any order; --resume and --load-config supply the defaults."""
+    defaults = {name: spec.config for name, spec in registry.methods.items()}
+    method = argv[0] if argv and not argv[0].startswith("-") else None
+    loaded = _config_from_file(argv, registry)
+    if loaded is not None:
+        if method is None:
+            method, argv = loaded.method_name, [loaded.method_name, *argv]
+        elif method != loaded.method_name:
+            raise NerfkitError(
+                f"the saved config is for method {loaded.method_name!r}, not {method!r}",
+                hint=f"drop the method name, or use kit-train {loaded.method_name}",
+            )
+        defaults[method] = loaded
+    if method is not None and method not in defaults:
+        registry.get(method)
+    if not defaults:
+        raise NerfkitError("no methods are registered", hint="reinstall nerfkit: pip install -e .")
+    descriptions = {name: spec.description for name, spec in registry.methods.items()}
+    subcommands = tyro.extras.subcommand_type_from_defaults(defaults, descriptions)
+    return tyro.cli(subcommands, args=argv, prog="kit-train", config=(tyro.conf.ConsolidateSubcommandArgs,))
+
+
+def train(config: TrainerConfig, console: Console | None = None) -> int:
+    """Trains one run in this process; returns the exit code."""
+    console = console or Console()
+    if config.machine.num_threads is not None:
+        torch.set_num_threads(config.machine.num_threads)
+    seed_everything(config.machine.seed)
+    trainer = config.setup(local_rank=0, world_size=1, console=console)
+    console.rule(f"{trainer.config.method_name} config")
+    console.print(yaml.safe_dump(to_data(trainer.config), sort_keys=False), highlight=False, markup=False)
+    trainer.setup()
+    stop = trainer.train()
+    if stop.requested:
+        console.print(
+            f"stopped at step {trainer.step}; checkpoint saved in {trainer.model_dir}\n"
+            f"continue with: kit-train --resume {trainer.run_dir}"
+        )
+        return 128 + stop.signal_number
+    console.print(f"finished at step {trainer.step}; run folder: {trainer.run_dir}")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    return train(parse_args(argv, get_registry()))
+
+
+def entrypoint() -> None:
+    run_cli(main)
