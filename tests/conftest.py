@@ -1,0 +1,50 @@
+"""Shared fixtures: the real lego scene (read-only, by path) and tiny fake Blender datasets."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+LEGO = Path(__file__).resolve().parents[2] / "shared/data/lego"
+
+
+@pytest.fixture(scope="session")
+def lego_dir() -> Path:
+    """The lego scene; in CI its absence is a failure, elsewhere a skip."""
+    if not LEGO.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"{LEGO} is missing; CI must provide the lego data.")
+        pytest.skip(f"{LEGO} is missing")
+    return LEGO
+
+
+@pytest.fixture(scope="session")
+def lego_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One downscale cache for the session, so lego is resized once however many tests load it."""
+    return tmp_path_factory.mktemp("nerfkit_cache")
+
+
+@pytest.fixture
+def fake_blender(tmp_path: Path) -> Callable[..., Path]:
+    """Writes a tiny Blender-format dataset (one split) and returns its folder."""
+
+    def write(sizes: Sequence[tuple[int, int]] = ((8, 6), (8, 6)), channels: int = 4, split: str = "train") -> Path:
+        root = tmp_path / "scene"
+        (root / split).mkdir(parents=True, exist_ok=True)
+        frames = []
+        for index, (width, height) in enumerate(sizes):
+            pixels = np.random.default_rng(index).integers(0, 256, (height, width, channels), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / split / f"r_{index}.png")
+            pose = np.eye(4)
+            pose[2, 3] = 4.0 + index
+            frames.append({"file_path": f"./{split}/r_{index}", "transform_matrix": pose.tolist()})
+        (root / f"transforms_{split}.json").write_text(json.dumps({"camera_angle_x": 0.7, "frames": frames}))
+        return root
+
+    return write
