@@ -55,6 +55,20 @@ def _join(where: str, key: Any) -> str:
     return f"{where}.{key}" if where else str(key)
 
 
+def with_absolute_paths(value: Any) -> Any:
+    """A copy of a config with every relative path made absolute, so a saved run never depends on the cwd."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        updates = {f.name: with_absolute_paths(getattr(value, f.name)) for f in dataclasses.fields(value) if f.init}
+        return dataclasses.replace(value, **updates)
+    if isinstance(value, dict):
+        return {key: with_absolute_paths(item) for key, item in value.items()}
+    if isinstance(value, tuple):
+        return tuple(with_absolute_paths(item) for item in value)
+    if isinstance(value, Path):
+        return value.absolute()
+    return value
+
+
 class _Merge:
     """Applies file data onto a default config, collecting fields this version of nerfkit does not know."""
 
@@ -170,15 +184,17 @@ def read_yaml(path: Path) -> Any:
         raise NerfkitError(f"cannot read config file {path}: {error.strerror}") from None
     try:
         return yaml.safe_load(text)
-    except yaml.constructor.ConstructorError as error:
+    except yaml.MarkedYAMLError as error:
         mark = error.problem_mark
-        line = f" (line {mark.line + 1})" if mark is not None else ""
-        raise NerfkitError(
-            f"{path}{line}: {error.problem}",
-            hint="config files hold plain values only; Python object tags are never loaded",
-        ) from None
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        if isinstance(error, yaml.constructor.ConstructorError):
+            raise NerfkitError(
+                f"{path}{where}: {error.problem}",
+                hint="config files hold plain values only; Python object tags are never loaded",
+            ) from None
+        raise NerfkitError(f"{path} is not valid YAML{where}: {error.problem}", hint="fix the file") from None
     except yaml.YAMLError as error:
-        raise NerfkitError(f"{path} is not valid YAML: {error}", hint="fix the file or pass another one") from None
+        raise NerfkitError(f"{path} is not valid YAML: {error}", hint="fix the file") from None
 
 
 def write_yaml(data: dict[str, Any], path: Path, header: str = "") -> None:

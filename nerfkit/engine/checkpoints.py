@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -79,10 +80,12 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     except Exception as error:  # noqa: BLE001 - torch raises many types for damaged archives
         older = [step for step in list_checkpoints(path.parent) if step != checkpoint_step(path)]
         hint = f"resume from an earlier one with --load-step {max(older)}" if older else "start the run again"
-        raise NerfkitError(
-            f"checkpoint {path} is truncated or corrupt ({type(error).__name__}: {str(error).splitlines()[0]})",
-            hint=f"move it aside and {hint}",
-        ) from None
+        # torch's own text for these cases suggests weights_only=False, which would run code from the file.
+        if zipfile.is_zipfile(path) and "weights only load failed" in str(error).lower():
+            problem = "holds objects other than tensors and plain values, so it is not loaded"
+        else:
+            problem = "is truncated or corrupt"
+        raise NerfkitError(f"checkpoint {path} {problem}", hint=f"move it aside and {hint}") from None
     if not isinstance(state, dict) or "step" not in state or "pipeline" not in state:
         raise NerfkitError(f"{path} is not a nerfkit checkpoint (no step and pipeline state)")
     return state

@@ -19,7 +19,7 @@ from torch import Tensor
 from nerfkit import __version__
 from nerfkit.configs.base_config import InstantiateConfig, LoggingConfig, MachineConfig, Target
 from nerfkit.configs.run_config import save_run_config
-from nerfkit.configs.serialization import to_data
+from nerfkit.configs.serialization import to_data, with_absolute_paths
 from nerfkit.engine.callbacks import TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfkit.engine.checkpoints import (
     checkpoint_path,
@@ -107,24 +107,23 @@ class TrainerConfig(InstantiateConfig):
 
 
 def prepare_run_config(config: TrainerConfig) -> TrainerConfig:
-    """The config as the run will save it: data path propagated, names and run folder fixed, paths absolute."""
+    """The config as the run will save it: one data path, names and run folder fixed, every path absolute."""
     datamanager = config.pipeline.datamanager
-    data = config.data or datamanager.data or datamanager.dataparser.data
-    data = data.absolute()
-    experiment = config.experiment_name or data.name or "unnamed"
+    data = (config.data or datamanager.data or datamanager.dataparser.data).absolute()
     timestamp = config.timestamp
     if timestamp == TIMESTAMP_PLACEHOLDER:
         timestamp = datetime.now().strftime("%Y-%m-%d_%H%M%S")
+    datamanager = dataclasses.replace(
+        datamanager, data=data, dataparser=dataclasses.replace(datamanager.dataparser, data=data)
+    )
     prepared = dataclasses.replace(
         config,
         data=data,
-        experiment_name=experiment,
+        experiment_name=config.experiment_name or data.name or "unnamed",
         timestamp=timestamp,
-        output_dir=config.output_dir.absolute(),
-        load_dir=None if config.load_dir is None else config.load_dir.absolute(),
-        pipeline=dataclasses.replace(config.pipeline, datamanager=dataclasses.replace(datamanager, data=data)),
+        pipeline=dataclasses.replace(config.pipeline, datamanager=datamanager),
     )
-    return dataclasses.replace(prepared, run_dir=prepared.get_base_dir().absolute())
+    return with_absolute_paths(dataclasses.replace(prepared, run_dir=prepared.get_base_dir()))
 
 
 def resolve_device(device_type: str, local_rank: int) -> torch.device:
@@ -181,7 +180,7 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_run_config(config, self.run_dir / "config.yml")
             self.writers = self._build_writers()
-            self.console.print(f"run folder: {self.run_dir}")
+            self.console.print(f"run folder: {self.run_dir}", soft_wrap=True)
 
     def _build_writers(self) -> Writers:
         config = self.config

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import entry_points
@@ -58,13 +59,13 @@ class Registry:
         )
 
 
-def _load_spec(name: str, load: callable, source: str) -> MethodSpecification:
+def _load_spec(name: str, load: Callable[[], object], source: str) -> MethodSpecification:
     try:
         spec = load()
     except Exception as error:  # noqa: BLE001 - any failure in third-party code must only disable that plug-in
         raise NerfkitError(f"{source} {name!r} could not be loaded: {type(error).__name__}: {error}") from error
     if not isinstance(spec, MethodSpecification):
-        raise NerfkitError(f"{source} {name!r} is a {type(spec).__name__}, not a MethodSpecification")
+        raise NerfkitError(f"{source} {name!r} gives a {type(spec).__name__!r}, not a MethodSpecification")
     return spec
 
 

@@ -91,17 +91,18 @@ def train(config: TrainerConfig, console: Console | None = None) -> int:
         torch.set_num_threads(config.machine.num_threads)
     seed_everything(config.machine.seed)
     trainer = config.setup(local_rank=0, world_size=1, console=console)
+    trainer.setup()
     console.rule(f"{trainer.config.method_name} config")
     console.print(yaml.safe_dump(to_data(trainer.config), sort_keys=False), highlight=False, markup=False)
-    trainer.setup()
     stop = trainer.train()
     if stop.requested:
         console.print(
             f"stopped at step {trainer.step}; checkpoint saved in {trainer.model_dir}\n"
-            f"continue with: kit-train --resume {trainer.run_dir}"
+            f"continue with: kit-train --resume {trainer.run_dir}",
+            soft_wrap=True,
         )
         return 128 + stop.signal_number
-    console.print(f"finished at step {trainer.step}; run folder: {trainer.run_dir}")
+    console.print(f"finished at step {trainer.step}; run folder: {trainer.run_dir}", soft_wrap=True)
     return 0
 
 

@@ -1,0 +1,341 @@
+"""kit-train's user errors, end to end: the real console script on broken data, configs and checkpoints.
+
+Each case must exit non-zero with a short message naming the file or field, print no traceback (unless --debug or
+NERFKIT_DEBUG=1 asks for one), and leave every file already on disk byte-identical, creating no run folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+KIT_TRAIN = Path(sys.executable).parent / "kit-train"
+MAX_OUTPUT_LINES = 15
+EXIT_USER_ERROR = 1
+TINY_RUN = [
+    "--max-num-iterations", "2",
+    "--pipeline.datamanager.train-num-rays-per-batch", "64",
+    "--pipeline.model.num-coarse-samples", "8",
+    "--pipeline.model.num-importance-samples", "8",
+    "--pipeline.model.base-mlp-layer-width", "32",
+    "--pipeline.model.base-mlp-num-layers", "2",
+    "--pipeline.model.skip-connections",  # no values: an empty tuple
+    "--vis", "none",
+    "--steps-per-eval-image", "0",
+    "--steps-per-eval-batch", "0",
+    "--steps-per-eval-all-images", "0",
+]  # fmt: skip
+"""Flags that make a run take seconds on the CPU."""
+
+SIZES = ((8, 6), (8, 6))
+"""Width and height of each image of a tiny scene."""
+
+KitTrain = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture(scope="module")
+def kit_train(lego_cache_dir: Path) -> KitTrain:
+    """Runs the installed console script in `cwd`; the developer's NERFKIT_* settings do not leak in."""
+
+    def run(args: Sequence[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+        environment = {key: value for key, value in os.environ.items() if not key.startswith("NERFKIT_")}
+        environment.update(NERFKIT_CACHE_DIR=str(lego_cache_dir), **env)
+        return subprocess.run(
+            [str(KIT_TRAIN), *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=300
+        )
+
+    return run
+
+
+def train_args(data: Path, *extra: str) -> list[str]:
+    return ["vanilla-nerf", "--data", str(data), *TINY_RUN, *extra]
+
+
+def lego_args(lego: Path, *extra: str) -> list[str]:
+    """Lego at 50x50 pixels (from the session's downscale cache after the first load)."""
+    return train_args(lego, "--pipeline.datamanager.dataparser.downscale-factor", "16", *extra)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory: pytest.TempPathFactory, lego_dir: Path, kit_train: KitTrain) -> Path:
+    """A finished two-step run on lego with checkpoints at steps 1 and 2; tests copy it, never change it."""
+    cwd = tmp_path_factory.mktemp("trained")
+    result = kit_train(lego_args(lego_dir, "--run-dir", "run", "--steps-per-save", "1"), cwd=cwd)
+    assert result.returncode == 0, result.stdout + result.stderr
+    run_dir = cwd / "run"
+    assert sorted(path.name for path in (run_dir / "nerfkit_models").iterdir()) == [
+        "step-000000001.ckpt",
+        "step-000000002.ckpt",
+    ]
+    return run_dir
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every folder and file under `folder`, files by the hash of their bytes."""
+    return {
+        path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "/"
+        for path in sorted(folder.rglob("*"))
+    }
+
+
+@dataclass
+class Workspace:
+    """The folder a failing command runs in (its cwd, so the default output folder is inside it too)."""
+
+    root: Path
+    write_split: Callable[..., Path]
+    request: pytest.FixtureRequest
+
+    def scene(self, sizes: Sequence[tuple[int, int]] = SIZES) -> Path:
+        """A valid tiny Blender scene with train and val splits."""
+        for split in ("train", "val"):
+            scene = self.write_split(sizes=sizes, split=split)
+        return scene
+
+    def trained_run(self) -> Path:
+        """The shared trained run (config.yml and checkpoints at steps 1 and 2): read it, never change it."""
+        return self.request.getfixturevalue("trained_run")
+
+    def run_copy(self) -> Path:
+        return Path(shutil.copytree(self.trained_run(), self.root / "run"))
+
+    def lego(self) -> Path:
+        return self.request.getfixturevalue("lego_dir")
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, fake_blender: Callable[..., Path], request: pytest.FixtureRequest) -> Workspace:
+    return Workspace(tmp_path, fake_blender, request)
+
+
+def edit_json(path: Path, edit: Callable[[Any], object]) -> None:
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+
+
+def edit_yaml(path: Path, edit: Callable[[Any], object]) -> None:
+    data = yaml.safe_load(path.read_text())
+    edit(data)
+    path.write_text(yaml.safe_dump(data))
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+Arrange = Callable[[Workspace], list[str]]
+"""Builds the broken input in the workspace and returns kit-train's arguments."""
+
+
+def broken_scene(breaks: Callable[[Path], object], sizes: Sequence[tuple[int, int]] = SIZES) -> Arrange:
+    """Trains on a tiny scene after `breaks` has damaged it."""
+
+    def arrange(workspace: Workspace) -> list[str]:
+        scene = workspace.scene(sizes)
+        breaks(scene)
+        return train_args(scene)
+
+    return arrange
+
+
+def resume_edited_run(edit: Callable[[Path], object]) -> Arrange:
+    """Resumes a copy of the trained run after `edit` has changed it."""
+
+    def arrange(workspace: Workspace) -> list[str]:
+        run_dir = workspace.run_copy()
+        edit(run_dir)
+        return ["--resume", str(run_dir)]
+
+    return arrange
+
+
+def empty_folder(workspace: Workspace, name: str) -> Path:
+    folder = workspace.root / name
+    folder.mkdir()
+    return folder
+
+
+def truncated_newest_checkpoint(run_dir: Path) -> None:
+    """The latest checkpoint's first half, saved as a newer step (as a crash mid-copy would leave it)."""
+    models = run_dir / "nerfkit_models"
+    newer = Path(shutil.copyfile(models / "step-000000002.ckpt", models / "step-000000003.ckpt"))
+    truncate(newer)
+
+
+def garbage_checkpoint(workspace: Workspace) -> list[str]:
+    """Lego with --load-dir on the trained run's checkpoints plus a newest one that is not a checkpoint at all."""
+    models = workspace.run_copy() / "nerfkit_models"
+    (models / "step-000000999.ckpt").write_bytes(b"\x00 not a checkpoint \xff" * 200)
+    return lego_args(workspace.lego(), "--load-dir", str(models))
+
+
+def load_config(write: Callable[[Workspace, Path], object]) -> Arrange:
+    """--load-config of a file that `write` puts in the workspace."""
+
+    def arrange(workspace: Workspace) -> list[str]:
+        path = workspace.root / "experiment.yml"
+        write(workspace, path)
+        return ["--load-config", str(path), "--data", str(workspace.scene())]
+
+    return arrange
+
+
+def trained_config_with_optimizer(type_name: str) -> Callable[[Workspace, Path], object]:
+    def write(workspace: Workspace, path: Path) -> None:
+        shutil.copyfile(workspace.trained_run() / "config.yml", path)
+        edit_yaml(path, lambda data: data["config"]["optimizers"]["fields"]["optimizer"].update(type=type_name))
+
+    return write
+
+
+def unlink(relative: str) -> Callable[[Path], None]:
+    return lambda folder: (folder / relative).unlink()
+
+
+def edit_transforms(edit: Callable[[Any], object], split: str = "train") -> Callable[[Path], None]:
+    return lambda scene: edit_json(scene / f"transforms_{split}.json", edit)
+
+
+CASES = [
+    # --data
+    pytest.param(lambda ws: ["vanilla-nerf", *TINY_RUN], ["data/blender/lego", "does not exist"], id="no-data-flag"),
+    pytest.param(lambda ws: train_args(ws.root / "nowhere"), ["nowhere", "does not exist"], id="data-not-found"),
+    # transforms files
+    pytest.param(broken_scene(unlink("transforms_train.json")), ["transforms_train.json"], id="transforms-missing"),
+    pytest.param(
+        broken_scene(lambda scene: (scene / "transforms_train.json").write_text('{"frames": [')),
+        ["transforms_train.json", "JSON"],
+        id="transforms-not-json",
+    ),
+    pytest.param(
+        broken_scene(edit_transforms(lambda meta: meta.pop("frames"))),
+        ["transforms_train.json", "frames"],
+        id="no-frames",
+    ),
+    pytest.param(
+        broken_scene(edit_transforms(lambda meta: meta.pop("camera_angle_x"))),
+        ["transforms_train.json", "camera_angle_x"],
+        id="no-camera-angle-x",
+    ),
+    pytest.param(
+        broken_scene(edit_transforms(lambda meta: meta["frames"][0].pop("transform_matrix"))),
+        ["transforms_train.json", "frames[0].transform_matrix"],
+        id="no-transform-matrix",
+    ),
+    pytest.param(
+        broken_scene(edit_transforms(lambda meta: meta["frames"][1]["transform_matrix"].pop())),
+        ["transforms_train.json", "frames[1].transform_matrix"],
+        id="transform-matrix-3x4",
+    ),
+    # images
+    pytest.param(broken_scene(unlink("train/r_1.png")), ["r_1.png"], id="image-missing"),
+    pytest.param(
+        broken_scene(lambda scene: (scene / "train/r_1.png").write_bytes(b"not a png")),
+        ["r_1.png"],
+        id="image-not-an-image",
+    ),
+    pytest.param(broken_scene(lambda scene: truncate(scene / "train/r_1.png")), ["r_1.png"], id="image-truncated"),
+    pytest.param(broken_scene(lambda scene: None, sizes=((8, 6), (6, 8))), ["r_1.png", "6x8"], id="image-sizes-differ"),
+    # method, machine
+    pytest.param(lambda ws: ["vanila-nerf", "--data", str(ws.scene())], ["vanilla-nerf"], id="unknown-method"),
+    pytest.param(
+        lambda ws: train_args(ws.scene(), "--machine.device-type", "cuda"),
+        ["device-type cuda", "CUDA"],
+        id="device-cuda-without-gpu",
+    ),
+    # --load-dir and checkpoints
+    pytest.param(
+        lambda ws: train_args(ws.scene(), "--load-dir", str(empty_folder(ws, "empty_models"))),
+        ["empty_models", "no checkpoints"],
+        id="load-dir-without-checkpoints",
+    ),
+    pytest.param(
+        resume_edited_run(truncated_newest_checkpoint),
+        ["step-000000003.ckpt", "--load-step 2"],
+        id="resume-truncated-checkpoint",
+    ),
+    pytest.param(garbage_checkpoint, ["step-000000999.ckpt", "--load-step 2"], id="load-dir-garbage-checkpoint"),
+    # config files
+    pytest.param(
+        lambda ws: ["--resume", str(empty_folder(ws, "not_a_run"))],
+        ["not_a_run", "config.yml"],
+        id="resume-without-config",
+    ),
+    pytest.param(
+        load_config(lambda ws, path: path.write_text("method_name: vanilla-nerf\nconfig: {pipeline: [\n")),
+        ["experiment.yml", "YAML"],
+        id="load-config-malformed-yaml",
+    ),
+    pytest.param(
+        resume_edited_run(
+            lambda run: edit_yaml(run / "config.yml", lambda data: data.update(method_name="vanila-nerf"))
+        ),
+        ["config.yml", "vanila-nerf"],
+        id="config-unknown-method",
+    ),
+    pytest.param(
+        load_config(trained_config_with_optimizer("adamw")),
+        ["experiment.yml", "optimizers.fields.optimizer", "adamw"],
+        id="config-unknown-optimizer-type",
+    ),
+]
+
+
+def assert_user_error(result: subprocess.CompletedProcess[str], names: Sequence[str]) -> None:
+    """Exit 1 with a short message naming `names`, and no traceback."""
+    output = result.stdout + result.stderr
+    shown = f"\n--- output ---\n{output}"
+    assert result.returncode == EXIT_USER_ERROR, f"exit code {result.returncode}{shown}"
+    assert "Traceback" not in output, f"a traceback leaked{shown}"
+    for name in names:
+        assert name in output, f"{name!r} is not named{shown}"
+    assert len(output.splitlines()) < MAX_OUTPUT_LINES, f"{len(output.splitlines())} lines of output{shown}"
+
+
+@pytest.mark.parametrize(("arrange", "names"), CASES)
+def test_user_error_is_short_and_leaves_files_intact(
+    arrange: Arrange, names: list[str], workspace: Workspace, kit_train: KitTrain
+) -> None:
+    args = arrange(workspace)
+    before = snapshot(workspace.root)
+    result = kit_train(args, cwd=workspace.root)
+    assert snapshot(workspace.root) == before, f"files changed or appeared:\n{result.stdout}{result.stderr}"
+    assert_user_error(result, names)
+
+
+def test_config_with_python_tag_runs_no_code(workspace: Workspace, kit_train: KitTrain) -> None:
+    pwned = workspace.root / "pwned"
+    run_dir = workspace.run_copy()
+    (run_dir / "config.yml").write_text(
+        f'method_name: vanilla-nerf\nconfig: !!python/object/apply:os.system ["echo pwned > {pwned}"]\n'
+    )
+    before = snapshot(workspace.root)
+    result = kit_train(["--resume", str(run_dir)], cwd=workspace.root)
+    assert not pwned.exists(), "loading config.yml ran code from it"
+    assert snapshot(workspace.root) == before
+    assert_user_error(result, ["config.yml", "python/object/apply"])
+
+
+@pytest.mark.parametrize(
+    ("flags", "env"), [pytest.param(["--debug"], {}, id="flag"), pytest.param([], {"NERFKIT_DEBUG": "1"}, id="env")]
+)
+def test_debug_shows_the_traceback(
+    flags: list[str], env: dict[str, str], workspace: Workspace, kit_train: KitTrain
+) -> None:
+    result = kit_train([*train_args(workspace.root / "nowhere"), *flags], cwd=workspace.root, **env)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "Traceback" in output and "NerfkitError" in output and "nowhere" in output, output
+    assert snapshot(workspace.root) == {}, "a failed start created files"
