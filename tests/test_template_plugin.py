@@ -126,6 +126,7 @@ def tiny_model(template: ModuleType, accumulation_entropy_mult: float) -> torch.
 
 
 def rays_towards_origin(num_rays: int) -> RayBundle:
+    """Fixed rays from a sphere of radius 4 towards the scene's centre, like Blender cameras."""
     generator = torch.Generator().manual_seed(0)
     origins = torch.nn.functional.normalize(torch.randn(num_rays, 3, generator=generator), dim=-1) * 4.0
     targets = (torch.rand(num_rays, 3, generator=generator) - 0.5) * 2.0

@@ -112,3 +112,7 @@ def main(argv: list[str]) -> int:
 
 def entrypoint() -> None:
     run_cli(main)
+
+
+if __name__ == "__main__":
+    entrypoint()
