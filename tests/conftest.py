@@ -9,7 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+
+from nerfkit.cameras.rays import RayBundle
 
 LEGO = Path(__file__).resolve().parents[2] / "shared/data/lego"
 
@@ -48,3 +51,21 @@ def fake_blender(tmp_path: Path) -> Callable[..., Path]:
         return root
 
     return write
+
+
+def rays_towards_origin(num_rays: int, seed: int = 0) -> RayBundle:
+    """Rays from a sphere of radius 4 towards points near the origin, like Blender cameras."""
+    generator = torch.Generator().manual_seed(seed)
+    origins = torch.nn.functional.normalize(torch.randn(num_rays, 3, generator=generator), dim=-1) * 4.0
+    targets = (torch.rand(num_rays, 3, generator=generator) - 0.5) * 2.0
+    return RayBundle(
+        origins=origins,
+        directions=torch.nn.functional.normalize(targets - origins, dim=-1),
+        camera_indices=torch.zeros(num_rays, 1, dtype=torch.long),
+    )
+
+
+@pytest.fixture
+def random_rays() -> Callable[..., RayBundle]:
+    """Builds fixed, reproducible rays for model tests: `random_rays(num_rays, seed=0)`."""
+    return rays_towards_origin

@@ -19,18 +19,14 @@ from typing import Any
 
 import pytest
 import yaml
+from kit_flags import TINY_MODEL
 
 KIT_TRAIN = Path(sys.executable).parent / "kit-train"
 MAX_OUTPUT_LINES = 15
 EXIT_USER_ERROR = 1
 TINY_RUN = [
+    *TINY_MODEL,
     "--max-num-iterations", "2",
-    "--pipeline.datamanager.train-num-rays-per-batch", "64",
-    "--pipeline.model.num-coarse-samples", "8",
-    "--pipeline.model.num-importance-samples", "8",
-    "--pipeline.model.base-mlp-layer-width", "32",
-    "--pipeline.model.base-mlp-num-layers", "2",
-    "--pipeline.model.skip-connections",  # no values: an empty tuple
     "--vis", "none",
     "--steps-per-eval-image", "0",
     "--steps-per-eval-batch", "0",

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from kit_flags import TINY_MODEL
 from rich.console import Console
 
 from nerfkit.engine.checkpoints import list_checkpoints, load_checkpoint
@@ -20,17 +21,9 @@ from nerfkit.plugins.registry import get_registry
 from nerfkit.scripts.train import parse_args, train
 
 TINY_VANILLA = [
+    *TINY_MODEL,
     "--pipeline.datamanager.dataparser.downscale-factor", "8",
-    "--pipeline.datamanager.train-num-rays-per-batch", "64",
-    "--pipeline.datamanager.eval-num-rays-per-batch", "64",
-    "--pipeline.model.num-coarse-samples", "8",
-    "--pipeline.model.num-importance-samples", "8",
-    "--pipeline.model.base-mlp-num-layers", "2",
-    "--pipeline.model.base-mlp-layer-width", "32",
-    "--pipeline.model.skip-connections", "1",
-    "--pipeline.model.head-mlp-layer-width", "16",
     "--pipeline.model.background-color", "random",
-    "--pipeline.model.eval-num-rays-per-chunk", "2500",
     "--logging.steps-per-log", "1",
     "--steps-per-eval-batch", "3",
     "--steps-per-eval-image", "5",

@@ -8,11 +8,13 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 import torch
+from kit_flags import TINY_MODEL
 
 from nerfkit.cameras.rays import RayBundle
 from nerfkit.configs.serialization import read_yaml
@@ -73,12 +75,7 @@ def test_my_method_trains_on_lego(template_site: Path, lego_dir: Path, lego_cach
         "--vis", "none",
         "--machine.device-type", "cpu",
         "--pipeline.datamanager.cache-dir", str(lego_cache_dir),
-        "--pipeline.datamanager.train-num-rays-per-batch", "64",
-        "--pipeline.datamanager.eval-num-rays-per-batch", "64",
-        "--pipeline.model.num-coarse-samples", "8",
-        "--pipeline.model.num-importance-samples", "8",
-        "--pipeline.model.base-mlp-layer-width", "32",
-        "--pipeline.model.head-mlp-layer-width", "16",
+        *TINY_MODEL,
         "--steps-per-eval-batch", "2",
         "--steps-per-eval-image", str(NUM_STEPS),
         pythonpath=template_site,
@@ -125,22 +122,11 @@ def tiny_model(template: ModuleType, accumulation_entropy_mult: float) -> torch.
     return config.setup(scene_box=SceneBox.cube(1.5), num_train_data=1).train()
 
 
-def rays_towards_origin(num_rays: int) -> RayBundle:
-    """Fixed rays from a sphere of radius 4 towards the scene's centre, like Blender cameras."""
-    generator = torch.Generator().manual_seed(0)
-    origins = torch.nn.functional.normalize(torch.randn(num_rays, 3, generator=generator), dim=-1) * 4.0
-    targets = (torch.rand(num_rays, 3, generator=generator) - 0.5) * 2.0
-    return RayBundle(
-        origins=origins,
-        directions=torch.nn.functional.normalize(targets - origins, dim=-1),
-        camera_indices=torch.zeros(num_rays, 1, dtype=torch.long),
-    )
-
-
-def train_steps(model: torch.nn.Module, num_steps: int) -> tuple[list[dict[str, torch.Tensor]], torch.Tensor]:
+def train_steps(
+    model: torch.nn.Module, rays: RayBundle, num_steps: int
+) -> tuple[list[dict[str, torch.Tensor]], torch.Tensor]:
     """Fits fixed rays for a few steps; returns each step's losses and the rays' opacities at the end."""
-    rays = rays_towards_origin(32)
-    batch = {"image": torch.rand(32, 4, generator=torch.Generator().manual_seed(1))}
+    batch = {"image": torch.rand(len(rays), 4, generator=torch.Generator().manual_seed(1))}
     optimizer = torch.optim.Adam(model.get_param_groups()["fields"], lr=1e-2)
     history = []
     for _ in range(num_steps):
@@ -154,17 +140,19 @@ def train_steps(model: torch.nn.Module, num_steps: int) -> tuple[list[dict[str, 
         return history, model(rays)["accumulation"]
 
 
-def test_template_model_trains_and_its_loss_makes_rays_empty_or_opaque(template: ModuleType) -> None:
+def test_template_model_trains_and_its_loss_makes_rays_empty_or_opaque(
+    template: ModuleType, random_rays: Callable[..., RayBundle]
+) -> None:
     torch.manual_seed(0)
     model = tiny_model(template, accumulation_entropy_mult=1.0)
     assert isinstance(model, template.template_model.TemplateModel)
-    history, opacity_with = train_steps(model, 10)
+    history, opacity_with = train_steps(model, random_rays(32), 10)
     assert set(history[0]) == {"rgb_loss_coarse", "rgb_loss_fine", "accumulation_entropy_loss"}
     assert all(torch.isfinite(value) for losses in history for value in losses.values())
     assert history[0]["accumulation_entropy_loss"] > 0
 
     torch.manual_seed(0)
-    history_off, opacity_without = train_steps(tiny_model(template, accumulation_entropy_mult=0.0), 10)
+    history_off, opacity_without = train_steps(tiny_model(template, accumulation_entropy_mult=0.0), random_rays(32), 10)
     assert "accumulation_entropy_loss" not in history_off[0]
     # Same start, same data: only the extra loss can make the opacities end up closer to 0 or 1.
     entropy_with = template.template_model.accumulation_entropy(opacity_with)

@@ -10,6 +10,7 @@ import pytest
 import torch
 import wandb
 import yaml
+from kit_flags import TINY_MODEL
 from rich.console import Console
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -136,8 +137,7 @@ def test_wandb_logs_offline_without_credentials(
     config = parse_args(
         ["vanilla-nerf", "--data", str(lego_dir), "--run-dir", str(run_dir), "--vis", "wandb",
          "--max-num-iterations", "2", "--steps-per-eval-image", "2", "--logging.wandb-tags", "ci", "lego",
-         "--pipeline.datamanager.dataparser.downscale-factor", "8", "--pipeline.datamanager.train-num-rays-per-batch",
-         "64", "--pipeline.model.eval-num-rays-per-chunk", "10000"],
+         "--pipeline.datamanager.dataparser.downscale-factor", "8", *TINY_MODEL],
         get_registry(),
     )  # fmt: skip
     assert train(config, console=console) == 0
@@ -145,7 +145,7 @@ def test_wandb_logs_offline_without_credentials(
     assert "logging offline" in output and "wandb sync" in output
     assert init_arguments["mode"] == "offline" and init_arguments["tags"] == ["ci", "lego"]
     assert init_arguments["config"]["max_num_iterations"] == 2
-    assert init_arguments["config"]["pipeline"]["model"]["num_coarse_samples"] == 64
+    assert init_arguments["config"]["pipeline"]["model"]["num_coarse_samples"] == 8
     (offline_run,) = (run_dir / "wandb").glob("offline-run-*")
     assert list(offline_run.glob("*.wandb"))
     logged_images = {path.name.split("_")[0] for path in (offline_run / "files/media/images/eval").glob("*.png")}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import torch
 
@@ -34,18 +36,6 @@ def make_model(**overrides: object) -> NeRFModel:
     return tiny_config(**overrides).setup(scene_box=SceneBox.cube(1.5), num_train_data=1)
 
 
-def random_rays(num_rays: int, seed: int = 0) -> RayBundle:
-    """Rays from a sphere of radius 4 towards points near the origin, like Blender cameras."""
-    generator = torch.Generator().manual_seed(seed)
-    origins = torch.nn.functional.normalize(torch.randn(num_rays, 3, generator=generator), dim=-1) * 4.0
-    targets = (torch.rand(num_rays, 3, generator=generator) - 0.5) * 2.0
-    return RayBundle(
-        origins=origins,
-        directions=torch.nn.functional.normalize(targets - origins, dim=-1),
-        camera_indices=torch.zeros(num_rays, 1, dtype=torch.long),
-    )
-
-
 def test_field_outputs() -> None:
     field = NeRFField(NeRFEncoding(3, 4, 0, 3), NeRFEncoding(3, 2, 0, 1), base_mlp_num_layers=3, skip_connections=())
     bins = torch.linspace(2.0, 6.0, 6).expand(4, -1)
@@ -55,7 +45,7 @@ def test_field_outputs() -> None:
     assert (densities >= 0).all() and ((rgb >= 0) & (rgb <= 1)).all()
 
 
-def test_forward_backward_and_output_shapes() -> None:
+def test_forward_backward_and_output_shapes(random_rays: Callable[..., RayBundle]) -> None:
     torch.manual_seed(0)
     model = make_model().train()
     outputs = model(random_rays(10))
@@ -75,7 +65,7 @@ def test_forward_backward_and_output_shapes() -> None:
     assert all(p.grad.abs().sum() > 0 for p in model.field_coarse.parameters())
 
 
-def test_fine_pass_sees_coarse_and_importance_samples() -> None:
+def test_fine_pass_sees_coarse_and_importance_samples(random_rays: Callable[..., RayBundle]) -> None:
     model = make_model().eval()
     rays = model.collider(random_rays(3))
     coarse = model.sampler_uniform(rays)
@@ -83,7 +73,7 @@ def test_fine_pass_sees_coarse_and_importance_samples() -> None:
     assert fine.num_samples == 16
 
 
-def test_eval_mode_is_deterministic() -> None:
+def test_eval_mode_is_deterministic(random_rays: Callable[..., RayBundle]) -> None:
     model = make_model(background_color="random").eval()
     rays = random_rays(10)
     with torch.no_grad():
@@ -129,7 +119,7 @@ def test_missing_near_far_is_a_user_error() -> None:
 
 
 @pytest.mark.parametrize("background_color", ["white", "random"])
-def test_overfits_fixed_rays(background_color: str) -> None:
+def test_overfits_fixed_rays(background_color: str, random_rays: Callable[..., RayBundle]) -> None:
     torch.manual_seed(0)
     model = make_model(background_color=background_color).train()
     rays = random_rays(16, seed=1)

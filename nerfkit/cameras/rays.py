@@ -75,10 +75,6 @@ class RaySamples:
         return self.origins[:, None, :] + self.directions[:, None, :] * self.midpoints
 
     @property
-    def sample_directions(self) -> Float[Tensor, "num_rays num_samples 3"]:
-        return self.directions[:, None, :].expand(-1, self.num_samples, -1)
-
-    @property
     def bins(self) -> Float[Tensor, "num_rays num_samples_plus_1"]:
         """Interval edges, for samplers that resample between them."""
         return torch.cat([self.starts[..., 0], self.ends[:, -1:, 0]], dim=-1)

@@ -54,6 +54,7 @@ class NeRFField(nn.Module):
         features = self.base_mlp(self.position_encoding(ray_samples.positions))
         # Softplus rather than ReLU: it keeps a gradient where density is zero, so space emptied early can refill.
         densities = F.softplus(self.density_head(features))
-        encoded_directions = self.direction_encoding(ray_samples.sample_directions)
-        rgb = self.color_mlp(torch.cat([features, encoded_directions], dim=-1))
+        # All samples of a ray share its direction: encode once per ray, then broadcast.
+        encoded_directions = self.direction_encoding(ray_samples.directions)[:, None, :]
+        rgb = self.color_mlp(torch.cat([features, encoded_directions.expand(*features.shape[:-1], -1)], dim=-1))
         return densities, rgb

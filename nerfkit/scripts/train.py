@@ -16,10 +16,11 @@ from rich.console import Console
 
 from nerfkit.configs.run_config import load_run_config
 from nerfkit.configs.serialization import to_data
-from nerfkit.engine.trainer import TIMESTAMP_PLACEHOLDER, TrainerConfig
+from nerfkit.engine.trainer import TIMESTAMP_PLACEHOLDER, Trainer, TrainerConfig
 from nerfkit.errors import NerfkitError
 from nerfkit.plugins.registry import Registry, get_registry
 from nerfkit.utils.cli import flag_value, run_cli
+from nerfkit.utils.cpu_memory import keep_freed_memory
 from nerfkit.utils.rng import seed_everything
 
 
@@ -84,14 +85,22 @@ def parse_args(argv: list[str], registry: Registry) -> TrainerConfig:
     return tyro.cli(subcommands, args=argv, prog="kit-train", config=(tyro.conf.ConsolidateSubcommandArgs,))
 
 
-def train(config: TrainerConfig, console: Console | None = None) -> int:
-    """Trains one run in this process; returns the exit code."""
-    console = console or Console()
+def setup_trainer(config: TrainerConfig, console: Console | None = None) -> Trainer:
+    """Threads, seed, memory policy, then the trainer with everything built and any checkpoint loaded."""
     if config.machine.num_threads is not None:
         torch.set_num_threads(config.machine.num_threads)
     seed_everything(config.machine.seed)
-    trainer = config.setup(local_rank=0, world_size=1, console=console)
+    trainer = config.setup(local_rank=0, world_size=1, console=console or Console())
+    if config.machine.keep_freed_memory and trainer.device.type == "cpu":
+        keep_freed_memory()
     trainer.setup()
+    return trainer
+
+
+def train(config: TrainerConfig, console: Console | None = None) -> int:
+    """Trains one run in this process; returns the exit code."""
+    console = console or Console()
+    trainer = setup_trainer(config, console)
     console.rule(f"{trainer.config.method_name} config")
     console.print(yaml.safe_dump(to_data(trainer.config), sort_keys=False), highlight=False, markup=False)
     stop = trainer.train()
