@@ -45,6 +45,23 @@ class InstantiateConfig(PrintableConfig):
         return self._target(self, **kwargs)
 
 
+BackendChoice = Literal["auto", "cuda-kernels", "torch"]
+
+
+@dataclass
+class KernelsConfig(PrintableConfig):
+    """Backend of each accelerated operation: auto uses the CUDA kernels when installed and training on CUDA."""
+
+    occupancy_grid: BackendChoice = "auto"
+    """Occupancy-grid ray marching: nerfacc's OccGridEstimator or PyTorch."""
+    volume_rendering: BackendChoice = "auto"
+    """Packed volume rendering: nerfacc's volrend or PyTorch segment operations."""
+    hash_encoding: BackendChoice = "auto"
+    """Multiresolution hash encoding: tiny-cuda-nn's Encoding or PyTorch (with a fused CPU path)."""
+    mlp: BackendChoice = "auto"
+    """Small MLPs: tiny-cuda-nn's FullyFusedMLP or torch.nn."""
+
+
 @dataclass
 class MachineConfig(PrintableConfig):
     """Where and how reproducibly the run executes."""
@@ -57,6 +74,8 @@ class MachineConfig(PrintableConfig):
     """CPU threads for torch (None: torch's default)."""
     keep_freed_memory: bool = True
     """On a CPU with glibc, reuse freed memory instead of returning it to the OS: faster steps, higher peak memory."""
+    kernels: KernelsConfig = field(default_factory=KernelsConfig)
+    """Backend of each accelerated operation (CUDA kernels or PyTorch)."""
 
 
 @dataclass

@@ -32,6 +32,7 @@ from nerfkit.engine.checkpoints import (
 from nerfkit.engine.interrupts import StopRequest, stop_on_signals
 from nerfkit.engine.optimizers import Optimizers, ParamGroupConfig
 from nerfkit.errors import NerfkitError
+from nerfkit.kernels.backends import resolve_backends
 from nerfkit.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfkit.utils.progress import training_progress
 from nerfkit.utils.rng import get_rng_state, set_rng_state
@@ -166,8 +167,10 @@ class Trainer:
     def setup(self) -> None:
         """Builds everything and loads the checkpoint before writing anything, so bad input leaves no files."""
         config = self.config
+        self.backends = resolve_backends(config.machine.kernels, self.device)
+        self.console.print(f"kernels: {self.backends.describe()}")
         self.pipeline = config.pipeline.setup(
-            device=self.device, world_size=self.world_size, local_rank=self.local_rank
+            device=self.device, backends=self.backends, world_size=self.world_size, local_rank=self.local_rank
         )
         self.optimizers = Optimizers(config.optimizers, self.pipeline.get_param_groups())
         self.grad_scaler = torch.amp.GradScaler(self.device.type, enabled=self.mixed_precision)

@@ -15,6 +15,7 @@ from nerfkit.cameras.rays import RayBundle
 from nerfkit.configs.base_config import InstantiateConfig, Target
 from nerfkit.data.scene_box import SceneBox
 from nerfkit.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
+from nerfkit.kernels.backends import Backends
 
 
 @dataclass
@@ -41,12 +42,14 @@ class Model(nn.Module):
         scene_box: SceneBox,
         num_train_data: int,
         metadata: dict[str, Any] | None = None,
+        backends: Backends | None = None,
     ) -> None:
         super().__init__()
         self.config = config
         self.scene_box = scene_box
         self.num_train_data = num_train_data
         self.metadata = metadata or {}
+        self.backends = backends or Backends()
         self.near_plane = config.near_plane if config.near_plane is not None else self.metadata.get("near_plane")
         self.far_plane = config.far_plane if config.far_plane is not None else self.metadata.get("far_plane")
         self.populate_modules()

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from nerfkit.configs.base_config import InstantiateConfig, Target
 from nerfkit.data.datamanagers.vanilla_datamanager import VanillaDataManagerConfig
 from nerfkit.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
+from nerfkit.kernels.backends import Backends
 from nerfkit.models.base_model import ModelConfig
 
 
@@ -44,7 +45,12 @@ class VanillaPipeline(nn.Module):
     """Samples rays, renders them, and scores the result."""
 
     def __init__(
-        self, config: VanillaPipelineConfig, device: torch.device | str, world_size: int = 1, local_rank: int = 0
+        self,
+        config: VanillaPipelineConfig,
+        device: torch.device | str,
+        backends: Backends | None = None,
+        world_size: int = 1,
+        local_rank: int = 0,
     ) -> None:
         super().__init__()
         self.config = config
@@ -54,6 +60,7 @@ class VanillaPipeline(nn.Module):
             scene_box=outputs.scene_box,
             num_train_data=len(outputs.image_filenames),
             metadata=outputs.metadata,
+            backends=backends,
         ).to(device)
 
     def get_train_loss_dict(self, step: int) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor]]:
