@@ -209,8 +209,8 @@ class Trainer:
         """Trains from the loaded step to `max_num_iterations`; returns the signal that stopped it early, if any."""
         config = self.config
         first_step = self.start_step + 1
-        rays_per_batch = config.pipeline.datamanager.train_num_rays_per_batch
         step_times: deque[float] = deque(maxlen=config.logging.max_buffer_size)
+        step_rays: deque[int] = deque(maxlen=config.logging.max_buffer_size)
         self.step = self.start_step
         if first_step > config.max_num_iterations:
             self.console.print(f"already at step {self.start_step} of {config.max_num_iterations}: nothing to train")
@@ -221,11 +221,12 @@ class Trainer:
                 "train", total=config.max_num_iterations, completed=self.start_step, loss="-", rays_per_sec="-"
             )
             for step in range(first_step, config.max_num_iterations + 1):
+                step_rays.append(self.pipeline.train_num_rays() or config.pipeline.datamanager.train_num_rays_per_batch)
                 start = time.perf_counter()
                 loss, loss_dict, metrics_dict = self.train_iteration(step)
                 step_times.append(time.perf_counter() - start)
                 self.step = step
-                rays_per_sec = rays_per_batch / (sum(step_times) / len(step_times))
+                rays_per_sec = sum(step_rays) / sum(step_times)
                 progress.update(task, completed=step, loss=f"{loss:.4g}", rays_per_sec=f"{rays_per_sec:,.0f}")
                 if _every(step, config.logging.steps_per_log) or step == first_step:
                     self.writers.write_scalars(

@@ -59,7 +59,11 @@ def _probe_import(name: str) -> tuple[object | None, str]:
 @cache
 def package_status(name: str) -> PackageStatus:
     """Probes an optional CUDA package once per process; never raises."""
-    if importlib.util.find_spec(name) is None:
+    try:
+        installed = importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # a half-installed package or a stub module without a spec
+        installed = False
+    if not installed:
         return PackageStatus(name, False, "not installed")
     if not torch.cuda.is_available():
         return PackageStatus(name, False, "installed, but torch sees no CUDA device")

@@ -64,6 +64,16 @@ def composite_ground_truth(
     return composite_on_background(rgb * alpha, alpha, background.detach())
 
 
+def background_for_rays(
+    background_color: Literal["white", "black", "random"], num_rays: int, training: bool, device: torch.device
+) -> Float[Tensor, "num_rays 3"]:
+    """One background colour per ray: random ones only in training, white when rendering for evaluation."""
+    if background_color == "random" and training:
+        return torch.rand(num_rays, 3, device=device)
+    value = 0.0 if background_color == "black" else 1.0
+    return torch.full((num_rays, 3), value, device=device)
+
+
 class RGBRenderer(nn.Module):
     """Composites sample colours onto a background and reports the background it used for each ray.
 
@@ -78,10 +88,7 @@ class RGBRenderer(nn.Module):
     def get_background(self, rgb: Float[Tensor, "num_rays num_samples 3"]) -> Float[Tensor, "num_rays 3"]:
         if self.background_color == "last_sample":
             return rgb[:, -1, :]
-        if self.background_color == "random" and self.training:
-            return torch.rand(rgb.shape[0], 3, dtype=rgb.dtype, device=rgb.device)
-        value = 0.0 if self.background_color == "black" else 1.0
-        return torch.full((rgb.shape[0], 3), value, dtype=rgb.dtype, device=rgb.device)
+        return background_for_rays(self.background_color, rgb.shape[0], self.training, rgb.device)
 
     def forward(
         self, rgb: Float[Tensor, "num_rays num_samples 3"], weights: Float[Tensor, "num_rays num_samples 1"]

@@ -63,8 +63,12 @@ class VanillaPipeline(nn.Module):
             backends=backends,
         ).to(device)
 
+    def train_num_rays(self) -> int | None:
+        """Rays in the next training batch (None: the datamanager's configured batch)."""
+        return None
+
     def get_train_loss_dict(self, step: int) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor]]:
-        ray_bundle, batch = self.datamanager.next_train(step)
+        ray_bundle, batch = self.datamanager.next_train(step, num_rays=self.train_num_rays())
         outputs = self.model(ray_bundle)
         metrics_dict = self.model.get_metrics_dict(outputs, batch)
         loss_dict = self.model.get_loss_dict(outputs, batch, metrics_dict)

@@ -81,9 +81,10 @@ class VanillaDataManager:
         image = dataset.images[camera_indices, ys, xs].float() / 255.0
         return ray_bundle, {"image": image, "indices": indices}
 
-    def next_train(self, step: int) -> tuple[RayBundle, dict[str, Tensor]]:
-        """Rays through random training pixels; batch holds their colours and (camera, y, x) indices."""
-        return self._sample_rays(self.train_dataset, self.config.train_num_rays_per_batch)
+    def next_train(self, step: int, num_rays: int | None = None) -> tuple[RayBundle, dict[str, Tensor]]:
+        """Rays through random training pixels (`num_rays`, default the configured batch); batch holds their colours
+        and (camera, y, x) indices."""
+        return self._sample_rays(self.train_dataset, num_rays or self.config.train_num_rays_per_batch)
 
     def next_eval(self, step: int) -> tuple[RayBundle, dict[str, Tensor]]:
         """Rays through random evaluation pixels, batched as in `next_train`."""

@@ -1,0 +1,865 @@
+"""Benchmark harness: named suites of training runs, each entry in its own process, reported as a table and JSON.
+
+    python benchmarks/run.py --list                       # suites and their entries
+    python benchmarks/run.py --suite smoke                # under a minute: checks the harness itself
+    python benchmarks/run.py --suite cpu-quick            # under 15 minutes on the 2-core CPU of RESULTS.md
+    python benchmarks/run.py --suite cpu-full --only vanilla-nerf-small-lego-ds8
+
+Each entry is built by kit-train's own parser and set-up (`parse_args` + `setup_trainer`), so it trains exactly what
+`kit-train <method> <flags>` would. Its child process times every `Trainer.train_iteration(step)` until a step or
+wall-clock budget, then renders every test image and scores it (PSNR, SSIM). Running each entry in a fresh process
+makes peak memory per entry and lets "seconds since the process started" include interpreter start-up, imports and
+data loading. See benchmarks/README.md for what each figure means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+
+def _kernel_process_age() -> float | None:
+    """Seconds since the kernel started this process: /proc/self/stat's start time (field 22, clock ticks since
+    boot) against /proc/uptime. None where /proc is missing or the figure is implausible."""
+    try:
+        stat = Path("/proc/self/stat").read_text()
+        # Field 2 (the command name) may contain spaces and parentheses; count fields after its closing one.
+        start_ticks = int(stat.rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        age = uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+    return age if 0.0 <= age < 120.0 else None
+
+
+# Taken at import, before torch or nerfkit are imported (they are imported inside the child's functions).
+_CLOCK_AT_IMPORT = time.perf_counter()
+_AGE_AT_IMPORT = _kernel_process_age()
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_DIR = BENCH_DIR.parent
+LEGO = REPO_DIR.parent / "shared" / "data" / "lego"
+MIB = 1024 * 1024
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Suites, as data
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One benchmark run: what kit-train would train, on what, for how long, and what to leave out of the median."""
+
+    name: str
+    method: str
+    data: Path = LEGO
+    downscale: int = 4
+    flags: tuple[str, ...] = ()
+    """kit-train flags after the harness's own (data, downscale, --vis none, output dir), so they win."""
+    steps: int | None = None
+    """Stop after this many training steps; also passed as --max-num-iterations, as a kit-train run of N steps."""
+    wall_seconds: float | None = None
+    """Stop training once the process is this many seconds old (start-up and data loading count); checked before
+    each step, so the last step may end up to one step later. With `steps` too, whichever comes first."""
+    warmup_steps: int = 0
+    """First steps left out of the throughput medians (allocator, lazy set-up, an occupancy grid's warm-up)."""
+    eval_images: int | None = None
+    """Test images to render and score: None every one, 0 none (throughput-only entries)."""
+    pending: str | None = None
+    """Why the entry cannot run yet; it is then skipped with this note."""
+    timeout_seconds: float = 1800.0
+    """The child is killed after this long, so one stuck entry cannot hold up a suite."""
+    description: str = ""
+
+    def budget(self) -> str:
+        parts = [f"{self.steps} steps"] if self.steps is not None else []
+        parts += [f"{self.wall_seconds:g} s"] if self.wall_seconds is not None else []
+        return " or ".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "data": str(self.data), "flags": list(self.flags)}
+
+    @classmethod
+    def from_json(cls, values: dict[str, Any]) -> Entry:
+        return cls(**{**values, "data": Path(values["data"]), "flags": tuple(values["flags"])})
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    entries: tuple[Entry, ...]
+
+
+SMOKE_MODEL = (
+    "--pipeline.datamanager.train-num-rays-per-batch", "256",
+    "--pipeline.model.num-coarse-samples", "16",
+    "--pipeline.model.num-importance-samples", "16",
+    "--pipeline.model.base-mlp-num-layers", "2",
+    "--pipeline.model.base-mlp-layer-width", "64",
+    "--pipeline.model.skip-connections", "1",
+    "--pipeline.model.head-mlp-layer-width", "32",
+)  # fmt: skip
+"""vanilla-nerf shrunk until a step takes tens of milliseconds: enough to exercise every part of the harness."""
+
+VANILLA_SMALL_LEARNING = (
+    "--pipeline.datamanager.train-num-rays-per-batch", "512",
+    "--pipeline.model.num-coarse-samples", "32",
+    "--pipeline.model.num-importance-samples", "32",
+    "--pipeline.model.base-mlp-num-layers", "4",
+    "--pipeline.model.base-mlp-layer-width", "128",
+    "--pipeline.model.skip-connections", "2",
+    "--pipeline.model.head-mlp-layer-width", "64",
+    "--optimizers.fields.optimizer.lr", "2e-3",
+    "--optimizers.fields.scheduler.lr-final", "2e-4",
+    "--optimizers.fields.scheduler.max-steps", "600",
+)  # fmt: skip
+"""The scaled-down vanilla-nerf of tests/test_train_e2e.py, which learns lego at 1/8 in 600 steps on 2 CPU cores."""
+
+VANILLA_OCCUPANCY_GRID: tuple[str, ...] = ()
+"""kit-train flags that turn on vanilla-nerf's occupancy grid. Empty until that flag set is defined; the grid
+entries are skipped (with a note) while it is empty and run as soon as it is filled in."""
+
+GRID_PENDING = (
+    None
+    if VANILLA_OCCUPANCY_GRID
+    else "vanilla-nerf's occupancy-grid flag set is not defined yet (fill VANILLA_OCCUPANCY_GRID in benchmarks/run.py)"
+)
+
+INSTANT_NGP_GRID_WARMUP = 256
+"""instant-ngp updates its occupancy grid every step for this many steps (the model's grid_warmup_steps), then
+every 16: steps before it are not representative of training throughput."""
+
+SUITES: dict[str, Suite] = {
+    suite.name: suite
+    for suite in (
+        Suite(
+            "smoke",
+            "a tiny vanilla-nerf run end to end, under a minute: checks the harness, not the method",
+            (
+                Entry(
+                    "vanilla-nerf-tiny-lego-ds8",
+                    "vanilla-nerf",
+                    downscale=8,
+                    flags=SMOKE_MODEL,
+                    steps=20,
+                    wall_seconds=40,
+                    warmup_steps=5,
+                    eval_images=2,
+                    timeout_seconds=180,
+                    description="2x64 MLPs, 16+16 samples, 256 rays; 2 of the 10 test images at 100x100",
+                ),
+            ),
+        ),
+        Suite(
+            "cpu-quick",
+            "the CPU targets in under 15 minutes: instant-ngp to 10 minutes with eval, vanilla-nerf rays/s with "
+            "and without the occupancy grid",
+            (
+                Entry(
+                    "instant-ngp-lego-ds4",
+                    "instant-ngp",
+                    downscale=4,
+                    wall_seconds=540,
+                    warmup_steps=INSTANT_NGP_GRID_WARMUP,
+                    timeout_seconds=720,
+                    description="registered settings; trains to 9 min of process age, then renders all 10 test "
+                    "images at 200x200 (target: eval finished by 600 s)",
+                ),
+                Entry(
+                    "vanilla-nerf-lego-ds4",
+                    "vanilla-nerf",
+                    downscale=4,
+                    steps=6,
+                    wall_seconds=100,
+                    warmup_steps=1,
+                    eval_images=0,
+                    timeout_seconds=300,
+                    description="paper settings, throughput only",
+                ),
+                Entry(
+                    "vanilla-nerf-grid-lego-ds4",
+                    "vanilla-nerf",
+                    downscale=4,
+                    flags=VANILLA_OCCUPANCY_GRID,
+                    steps=6,
+                    wall_seconds=100,
+                    warmup_steps=1,
+                    eval_images=0,
+                    pending=GRID_PENDING,
+                    timeout_seconds=300,
+                    description="paper settings with the occupancy grid, throughput only",
+                ),
+            ),
+        ),
+        Suite(
+            "cpu-full",
+            "longer CPU runs: instant-ngp for 30 minutes at two resolutions, more vanilla-nerf steps, and a "
+            "vanilla-nerf that learns",
+            (
+                Entry(
+                    "instant-ngp-lego-ds4-30min",
+                    "instant-ngp",
+                    downscale=4,
+                    wall_seconds=1800,
+                    warmup_steps=INSTANT_NGP_GRID_WARMUP,
+                    timeout_seconds=2400,
+                ),
+                Entry(
+                    "instant-ngp-lego-ds2-30min",
+                    "instant-ngp",
+                    downscale=2,
+                    wall_seconds=1800,
+                    warmup_steps=INSTANT_NGP_GRID_WARMUP,
+                    timeout_seconds=2400,
+                ),
+                Entry(
+                    "vanilla-nerf-lego-ds4-22steps",
+                    "vanilla-nerf",
+                    downscale=4,
+                    steps=22,
+                    wall_seconds=600,
+                    warmup_steps=2,
+                    eval_images=0,
+                    timeout_seconds=900,
+                    description="paper settings, throughput only",
+                ),
+                Entry(
+                    "vanilla-nerf-grid-lego-ds4-22steps",
+                    "vanilla-nerf",
+                    downscale=4,
+                    flags=VANILLA_OCCUPANCY_GRID,
+                    steps=22,
+                    wall_seconds=600,
+                    warmup_steps=2,
+                    eval_images=0,
+                    pending=GRID_PENDING,
+                    timeout_seconds=900,
+                    description="paper settings with the occupancy grid, throughput only",
+                ),
+                Entry(
+                    "vanilla-nerf-small-lego-ds8",
+                    "vanilla-nerf",
+                    downscale=8,
+                    flags=VANILLA_SMALL_LEARNING,
+                    steps=600,
+                    wall_seconds=1800,
+                    warmup_steps=5,
+                    timeout_seconds=2700,
+                    description="4x128 MLPs, 32+32 samples, 512 rays, 600 steps; all 10 test images at 100x100",
+                ),
+            ),
+        ),
+    )
+}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Child: one entry in this process
+
+
+class ProcessClock:
+    """Seconds since this process started, on the perf_counter clock."""
+
+    def __init__(self) -> None:
+        if _AGE_AT_IMPORT is not None:
+            self.start = _CLOCK_AT_IMPORT - _AGE_AT_IMPORT
+            self.source = "/proc/self/stat start time"
+        else:  # Not Linux: the import of this module, which misses the interpreter's own start-up.
+            self.start = _CLOCK_AT_IMPORT
+            self.source = "import of benchmarks/run.py"
+        self.age_at_import = _CLOCK_AT_IMPORT - self.start
+
+    def age(self) -> float:
+        return time.perf_counter() - self.start
+
+
+def kit_train_argv(entry: Entry, output_dir: Path) -> list[str]:
+    """The kit-train command line of an entry; the entry's own flags come last, so they override the harness's."""
+    argv = [
+        entry.method,
+        "--data",
+        str(entry.data),
+        "--pipeline.datamanager.dataparser.downscale-factor",
+        str(entry.downscale),
+        "--vis",
+        "none",
+        "--output-dir",
+        str(output_dir),
+    ]
+    if entry.steps is not None:
+        argv += ["--max-num-iterations", str(entry.steps)]
+    return argv + list(entry.flags)
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _count(value: Any) -> float | None:
+    """A count a model or pipeline reports, as a float, or None if it is not a number."""
+    try:
+        return float(value)
+    except (TypeError, ValueError, RuntimeError):
+        return None
+
+
+def _num_rays(ray_bundle: Any) -> int | None:
+    shape = getattr(ray_bundle, "shape", None)
+    if shape is not None:
+        return math.prod(shape)
+    try:
+        return len(ray_bundle)
+    except TypeError:
+        return None
+
+
+RAY_COUNT_KEYS = ("num_rays", "num_rays_per_batch")
+SAMPLE_COUNT_KEY = "num_samples_per_batch"
+
+
+class StepProbe:
+    """Observes each training step's actual batch without changing it.
+
+    It wraps, on these instances only, `datamanager.next_train` (to count the rays it really returned, however the
+    batch size was chosen: fixed, or by a dynamic-batch pipeline) and `pipeline.get_train_loss_dict` (to read a
+    `num_samples_per_batch` or ray count the model reports). Values are read as the step runs, so nothing a later
+    callback changes can mislabel the step.
+    """
+
+    def __init__(self, pipeline: Any) -> None:
+        self.rays: int | None = None
+        self.reported_rays: float | None = None
+        self.samples: float | None = None
+        datamanager = getattr(pipeline, "datamanager", None)
+        if datamanager is not None and callable(getattr(datamanager, "next_train", None)):
+            datamanager.next_train = self._counting_rays(datamanager.next_train)
+        if callable(getattr(pipeline, "get_train_loss_dict", None)):
+            pipeline.get_train_loss_dict = self._reading_counts(pipeline.get_train_loss_dict)
+
+    def reset(self) -> None:
+        self.rays = self.reported_rays = self.samples = None
+
+    def _counting_rays(self, next_train: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            result = next_train(*args, **kwargs)
+            rays = _num_rays(result[0]) if isinstance(result, tuple) and result else None
+            if rays is not None:
+                self.rays = (self.rays or 0) + rays
+            return result
+
+        return wrapped
+
+    def _reading_counts(self, get_train_loss_dict: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            result = get_train_loss_dict(*args, **kwargs)
+            outputs, _, metrics = result
+            for source in (outputs, metrics):
+                if self.samples is None and SAMPLE_COUNT_KEY in source:
+                    self.samples = _count(source[SAMPLE_COUNT_KEY])
+                for key in RAY_COUNT_KEYS:
+                    if self.reported_rays is None and key in source:
+                        self.reported_rays = _count(source[key])
+            return result
+
+        return wrapped
+
+    def step_rays(self, configured: int | None) -> tuple[float | None, str]:
+        """Rays of the step just run and where the figure came from, most direct source first."""
+        if self.rays is not None:
+            return float(self.rays), "datamanager.next_train"
+        if self.reported_rays is not None:
+            return self.reported_rays, "reported by the pipeline"
+        if configured is not None:
+            return float(configured), "datamanager.config.train_num_rays_per_batch"
+        return None, "unknown"
+
+
+@dataclass
+class StepRecord:
+    step: int
+    seconds: float
+    rays: float | None
+    samples: float | None
+    loss: float
+
+
+def stop_reason(steps_done: int, age: float, entry: Entry, max_num_iterations: int) -> str | None:
+    """Why training stops before the next step, or None to take it."""
+    if entry.steps is not None and steps_done >= entry.steps:
+        return "steps"
+    if steps_done >= max_num_iterations:
+        return "max_num_iterations"
+    if entry.wall_seconds is not None and age >= entry.wall_seconds:
+        return "wall_seconds"
+    return None
+
+
+def _synchronizer(device: Any) -> Callable[[], None]:
+    """Waits for queued GPU work, so a step's time is the step's and not the next one's."""
+    import torch
+
+    if device.type == "cuda":
+        return lambda: torch.cuda.synchronize(device)
+    return lambda: None
+
+
+def train_until_budget(
+    trainer: Any, entry: Entry, clock: ProcessClock, probe: StepProbe
+) -> tuple[list[StepRecord], str, set[str]]:
+    """Times every `train_iteration` (callbacks included) from the first step until the budget runs out."""
+    sync = _synchronizer(trainer.device)
+    datamanager_config = getattr(getattr(trainer.pipeline, "datamanager", None), "config", None)
+    records: list[StepRecord] = []
+    sources: set[str] = set()
+    next_report = clock.age() + 15.0
+    step = trainer.start_step
+    while (reason := stop_reason(len(records), clock.age(), entry, trainer.config.max_num_iterations)) is None:
+        step += 1
+        configured = getattr(datamanager_config, "train_num_rays_per_batch", None)
+        probe.reset()
+        start = time.perf_counter()
+        loss, _, _ = trainer.train_iteration(step)
+        sync()
+        seconds = time.perf_counter() - start
+        trainer.step = step
+        rays, source = probe.step_rays(configured)
+        sources.add(source)
+        records.append(StepRecord(step, seconds, rays, probe.samples, loss))
+        if clock.age() >= next_report:
+            next_report += 15.0
+            print(f"[{entry.name}] step {step}, {clock.age():.0f} s, loss {loss:.4g}", file=sys.stderr, flush=True)
+    return records, reason, sources
+
+
+def _median(values: Iterable[float | None]) -> float | None:
+    present = [value for value in values if value is not None]
+    return statistics.median(present) if present else None
+
+
+def throughput(records: list[StepRecord], warmup_steps: int) -> dict[str, Any]:
+    """Medians over the timed steps (after warm-up): a step slowed by another process moves the mean, not these."""
+    timed = records[warmup_steps:]
+    summary: dict[str, Any] = {"steps": len(records), "timed_steps": len(timed)}
+    if not timed:
+        note = f"{len(records)} steps, not more than the {warmup_steps} warm-up steps: no throughput median"
+        return summary | {"iters_per_sec": None, "train_rays_per_sec": None, "sec_per_iter": None, "notes": [note]}
+    seconds = [record.seconds for record in timed]
+    rates = [record.rays / record.seconds for record in timed if record.rays is not None]
+    rays = [record.rays for record in timed if record.rays is not None]
+    median_seconds = statistics.median(seconds)
+    summary |= {
+        "iters_per_sec": 1.0 / median_seconds,
+        "train_rays_per_sec": statistics.median(rates) if rates else None,
+        "sec_per_iter": median_seconds,
+        "min_sec_per_iter": min(seconds),
+        "max_sec_per_iter": max(seconds),
+        "mean_iters_per_sec": len(timed) / sum(seconds),
+        "mean_train_rays_per_sec": sum(rays) / sum(seconds) if len(rays) == len(timed) else None,
+        "rays_per_step": {"min": min(rays), "median": statistics.median(rays), "max": max(rays)} if rays else None,
+        "samples_per_step": _median(record.samples for record in timed),
+    }
+    return summary
+
+
+def load_test_split(trainer: Any) -> Any:
+    """The test split at the training resolution: the datamanager's own when it evaluates on test, else read with
+    its dataparser settings (and image cache), as the datamanager reads its splits."""
+    from nerfkit.data.datasets import InputDataset
+
+    datamanager = trainer.pipeline.datamanager
+    config = datamanager.config
+    if getattr(config, "eval_split", None) == "test" and hasattr(datamanager, "eval_dataset"):
+        return datamanager.eval_dataset
+    dataparser_config = config.dataparser if config.data is None else replace(config.dataparser, data=config.data)
+    outputs = dataparser_config.setup().get_dataparser_outputs("test")
+    return InputDataset(outputs, trainer.device, getattr(config, "cache_dir", None))
+
+
+def composited_target(image: Any, outputs: dict[str, Any]) -> Any:
+    """The ground truth as the model scores it: RGBA composited on the background the model rendered with (white
+    if the model reports none; the PSNR check in `evaluate_test_split` flags it if that guess is wrong)."""
+    import torch
+
+    from nerfkit.model_components.renderers import composite_ground_truth
+
+    if image.shape[-1] == 3:
+        return image
+    background = outputs.get("background")
+    return composite_ground_truth(image, torch.ones_like(image[..., :3]) if background is None else background)
+
+
+def evaluate_test_split(trainer: Any, limit: int | None) -> dict[str, Any]:
+    """Renders test images with `get_outputs_for_camera` in eval mode without gradients and scores them.
+
+    PSNR is the model's own (`get_image_metrics_and_images`); SSIM is `nerfkit.utils.metrics.ssim` against the
+    target composited on the model's background, and the PSNR of that same target is checked against the model's,
+    so a compositing mismatch shows up in `notes` instead of silently skewing SSIM.
+    """
+    from nerfkit.pipelines.base_pipeline import evaluating
+    from nerfkit.utils.metrics import psnr, ssim
+
+    dataset = load_test_split(trainer)
+    model = trainer.pipeline.model
+    sync = _synchronizer(trainer.device)
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    psnrs, ssims, seconds, notes = [], [], [], []
+    pixels = 0
+    with evaluating(model):
+        for index in range(count):
+            image = dataset.get_image(index)
+            sync()
+            start = time.perf_counter()
+            outputs = model.get_outputs_for_camera(dataset.cameras, index)
+            sync()
+            seconds.append(time.perf_counter() - start)
+            pixels += image.shape[0] * image.shape[1]
+            metrics, _ = model.get_image_metrics_and_images(outputs, {"image": image})
+            target = composited_target(image, outputs)
+            own_psnr = float(psnr(outputs["rgb"], target))
+            model_psnr = metrics.get("psnr", own_psnr)
+            if abs(model_psnr - own_psnr) > 1e-3:
+                notes.append(f"image {index}: model PSNR {model_psnr:.3f} vs harness {own_psnr:.3f} dB")
+            psnrs.append(model_psnr)
+            ssims.append(float(ssim(outputs["rgb"], target)))
+    height, width = dataset.images.shape[1:3]
+    return {
+        "split": "test",
+        "num_images": count,
+        "image_size": [int(height), int(width)],
+        "psnr": statistics.fmean(psnrs),
+        "ssim": statistics.fmean(ssims),
+        "psnr_per_image": psnrs,
+        "ssim_per_image": ssims,
+        "render_seconds": sum(seconds),
+        "render_rays_per_sec": pixels / sum(seconds),
+        "median_image_rays_per_sec": statistics.median(pixels / count / s for s in seconds),
+        "notes": notes,
+    }
+
+
+def run_entry(entry: Entry, clock: ProcessClock, result: dict[str, Any], save: Callable[[], None]) -> None:
+    """Builds the run as kit-train would, trains to the budget and evaluates, filling `result` as it goes.
+
+    `save` is called after set-up and after training, so an entry killed by its timeout or a crash still reports
+    how far it got (its `note` says where it stopped)."""
+    result["load_average_at_start"] = os.getloadavg()
+    import torch
+    from rich.console import Console
+
+    from nerfkit.plugins.registry import discover_methods
+    from nerfkit.scripts.train import parse_args, setup_trainer
+
+    result["imports_finished_s"] = imports_done = clock.age()
+    with tempfile.TemporaryDirectory(prefix="nerfkit-benchmark-") as tmp:
+        result["kit_train_argv"] = argv = kit_train_argv(entry, Path(tmp) / "outputs")
+        # The parent has already reported any plug-in that fails to load; the child stays quiet about it.
+        registry = discover_methods(Console(stderr=True, quiet=True))
+        trainer = setup_trainer(parse_args(argv, registry), Console(quiet=True))
+        backends = getattr(trainer, "backends", None)
+        result |= {
+            "device": str(trainer.device),
+            "torch_version": torch.__version__,
+            "torch_num_threads": torch.get_num_threads(),
+            "backends": backends.describe() if hasattr(backends, "describe") else None,
+            "setup_finished_s": (setup_done := clock.age()),
+            "setup_seconds": setup_done - imports_done,
+            "peak_rss_after_setup_mib": peak_rss_mib(),
+            "note": "stopped during training",
+        }
+        save()
+        cpu_start = time.process_time()
+        records, reason, sources = train_until_budget(trainer, entry, clock, StepProbe(trainer.pipeline))
+        result |= {
+            "train_finished_s": (train_done := clock.age()),
+            "train_seconds": train_done - setup_done,
+            "stop_reason": reason,
+            "warmup_steps": entry.warmup_steps,
+            **throughput(records, entry.warmup_steps),
+            "rays_source": sorted(sources),
+            "train_cores_used": (time.process_time() - cpu_start) / max(train_done - setup_done, 1e-9),
+            "final_loss": records[-1].loss if records else None,
+            "peak_rss_after_train_mib": peak_rss_mib(),
+            "step_seconds": [record.seconds for record in records],
+            "step_rays": [record.rays for record in records],
+            "step_samples": [record.samples for record in records],
+            "note": "stopped during evaluation of the test split",
+        }
+        save()
+        result["test"] = evaluate_test_split(trainer, entry.eval_images) if entry.eval_images != 0 else None
+        result["eval_finished_s"] = clock.age() if result["test"] is not None else None
+        result["eval_seconds"] = clock.age() - train_done
+    cuda = trainer.device.type == "cuda"
+    result["peak_cuda_allocated_mib"] = torch.cuda.max_memory_allocated(trainer.device) / MIB if cuda else None
+    result |= {"status": "ok", "note": None}
+
+
+def child_main(entry_json: str, result_path: Path) -> int:
+    """Runs one entry and writes its result, an error included, as JSON: the parent never has to parse a crash."""
+    clock = ProcessClock()
+    entry = Entry.from_json(json.loads(entry_json))
+    result: dict[str, Any] = {
+        "status": "error",
+        "note": "stopped during set-up",
+        "process_start": {"source": clock.source, "seconds_before_harness_import": clock.age_at_import},
+    }
+
+    def save() -> None:
+        """Writes what is known so far, with this process's age and peak memory as of now."""
+        result.update(wall_seconds=clock.age(), peak_rss_mib=peak_rss_mib(), load_average_at_end=os.getloadavg())
+        result_path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+
+    try:
+        run_entry(entry, clock, result, save)
+    except SystemExit as error:  # tyro rejects bad flags by printing and exiting
+        result["note"] = f"kit-train rejected the command line (exit {error.code}; see above)"
+    except Exception as error:  # noqa: BLE001 - any failure is reported in the suite's table and JSON
+        traceback.print_exc()
+        message = getattr(error, "message", None) or str(error)
+        result["note"] = f"{result['note']}: {type(error).__name__}: {message}".strip()
+    save()
+    return 0 if result["status"] == "ok" else 1
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Parent: suites, skipping, machine facts, table and JSON
+
+
+def skip_reason(entry: Entry, methods: Iterable[str], failures: dict[str, str]) -> str | None:
+    """Why an entry cannot run here (pending flags, method not registered or broken), or None."""
+    if entry.pending:
+        return entry.pending
+    if entry.method in failures:
+        return f"method {entry.method!r} is registered but does not load: {failures[entry.method]}"
+    methods = sorted(methods)
+    if entry.method not in methods:
+        return f"method {entry.method!r} is not registered (registered: {', '.join(methods) or 'none'})"
+    return None
+
+
+def registered_methods() -> tuple[list[str], dict[str, str]]:
+    from rich.console import Console
+
+    from nerfkit.plugins.registry import discover_methods
+
+    registry = discover_methods(Console(stderr=True, quiet=True))
+    return list(registry.methods), dict(registry.failures)
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _git(*args: str) -> str | None:
+    try:
+        result = subprocess.run(["git", *args], cwd=REPO_DIR, capture_output=True, text=True, check=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip()
+
+
+def machine_info() -> dict[str, Any]:
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpus_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "memory_gib": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3,
+        "platform": platform.platform(),
+        "python_version": platform.python_version(),
+        "git_commit": _git("rev-parse", "HEAD"),
+        "git_dirty": bool(status) if status is not None else None,
+        "env": {k: v for k, v in sorted(os.environ.items()) if k.startswith(("OMP_", "MKL_", "MALLOC_", "NERFKIT_"))},
+    }
+
+
+def run_child(entry: Entry) -> dict[str, Any]:
+    """Runs one entry in a fresh Python process and returns its result, or as much of it as the child saved."""
+    with tempfile.TemporaryDirectory(prefix="nerfkit-benchmark-result-") as tmp:
+        result_path = Path(tmp) / "result.json"
+        command = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(entry.to_json())]
+        start = time.perf_counter()
+        try:
+            returncode = subprocess.run(
+                [*command, "--result", str(result_path)], timeout=entry.timeout_seconds
+            ).returncode
+            ending = f"the child exited with {returncode}"
+        except subprocess.TimeoutExpired:
+            returncode, ending = None, f"killed after its timeout of {entry.timeout_seconds:g} s"
+        result = json.loads(result_path.read_text()) if result_path.is_file() else {"note": "no result written"}
+    result["child_seconds"] = time.perf_counter() - start
+    if returncode != 0 or result.get("status") != "ok":
+        result |= {"status": "error", "note": f"{ending}; {result.get('note')}"}
+    return result
+
+
+def _format(value: Any, spec: str, unit: str = "") -> str:
+    return "-" if value is None else f"{value:{spec}}{unit}"
+
+
+def print_table(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=max(160, Console().width))
+    table = Table(title=f"suite {report['suite']}: median over timed steps after warm-up")
+    columns = ("entry", "method", "ds", "steps", "it/s", "rays/s", "samples/step", "wall s", "peak RSS MiB")
+    for column in (*columns, "PSNR", "SSIM", "render rays/s", "status"):
+        left = column in ("entry", "method", "status")
+        table.add_column(column, justify="left" if left else "right", no_wrap=column == "entry")
+    for result in report["entries"]:
+        entry, test = result["entry"], result.get("test") or {}
+        steps = f"{result['timed_steps']}/{result['steps']}" if "steps" in result else "-"
+        table.add_row(
+            entry["name"],
+            entry["method"],
+            str(entry["downscale"]),
+            steps,
+            _format(result.get("iters_per_sec"), ",.3g"),
+            _format(result.get("train_rays_per_sec"), ",.0f"),
+            _format(result.get("samples_per_step"), ",.0f"),
+            _format(result.get("wall_seconds"), ".1f"),
+            _format(result.get("peak_rss_mib") if result["status"] == "ok" else None, ",.0f"),
+            _format(test.get("psnr"), ".2f"),
+            _format(test.get("ssim"), ".4f"),
+            _format(test.get("render_rays_per_sec"), ",.0f"),
+            result["status"],
+        )
+    console.print(table)
+    console.print("steps: timed/total; wall s: seconds from the child's process start to the end of its evaluation")
+    for result in report["entries"]:
+        notes = [result.get("note"), *result.get("notes", []), *(result.get("test") or {}).get("notes", [])]
+        for note in filter(None, notes):
+            console.print(f"  {result['entry']['name']}: {note}", highlight=False, soft_wrap=True)
+    machine = report["machine"]
+    ran = [result for result in report["entries"] if result["status"] == "ok"]
+    versions = sorted({f"torch {r['torch_version']}, {r['torch_num_threads']} threads, {r['device']}" for r in ran})
+    backends = sorted({r["backends"] for r in ran if r.get("backends")})
+    console.print(
+        f"machine: {machine['cpu_model']}, {machine['cpus_available']} cores available | "
+        f"{'; '.join(versions) or 'torch: no entry ran'} | kernels: {'; '.join(backends) or '-'}\n"
+        f"commit {machine['git_commit']}{' (with local changes)' if machine['git_dirty'] else ''} | "
+        f"suite took {report['total_seconds']:.0f} s",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def select_entries(suite: Suite, only: list[str], data: Path | None) -> list[Entry]:
+    names = [name for item in only for name in item.split(",") if name]
+    known = {entry.name for entry in suite.entries}
+    if unknown := [name for name in names if name not in known]:
+        raise SystemExit(f"--only: no entry {', '.join(unknown)} in suite {suite.name} (has: {', '.join(known)})")
+    entries = [entry for entry in suite.entries if not names or entry.name in names]
+    return [replace(entry, data=data) if data is not None else entry for entry in entries]
+
+
+def run_suite(suite: Suite, entries: list[Entry], output: Path) -> dict[str, Any]:
+    """Runs the entries one after another; the JSON is rewritten after each, so a long suite's partial results
+    survive an interruption."""
+    methods, failures = registered_methods()
+    report: dict[str, Any] = {
+        "suite": suite.name,
+        "description": suite.description,
+        "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "entries": [],
+        "total_seconds": 0.0,
+    }
+    start = time.perf_counter()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    for entry in entries:
+        reason = skip_reason(entry, methods, failures)
+        if reason is None and not entry.data.is_dir():
+            result = {"status": "error", "note": f"data folder {entry.data} not found (use --data)"}
+        elif reason is not None:
+            result = {"status": "skipped", "note": reason}
+        else:
+            print(f"[{entry.name}] {entry.method}, budget {entry.budget()} ...", file=sys.stderr, flush=True)
+            result = run_child(entry)
+        report["entries"].append({"entry": entry.to_json(), **result})
+        report["total_seconds"] = time.perf_counter() - start
+        output.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    return report
+
+
+def print_suites() -> None:
+    """The suites' entries, and which of them would be skipped here and why (each reason once, as a footnote)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    methods, failures = registered_methods()
+    reasons: list[str] = []
+    table = Table(title="benchmark suites")
+    for column in ("suite", "entry", "method", "ds", "budget", "warm-up", "eval images", "runs here?"):
+        table.add_column(column)
+    for suite in SUITES.values():
+        for entry in suite.entries:
+            reason = skip_reason(entry, methods, failures)
+            if reason is not None and reason not in reasons:
+                reasons.append(reason)
+            runs = "yes" if reason is None else f"skipped [{reasons.index(reason) + 1}]"
+            eval_images = "all" if entry.eval_images is None else str(entry.eval_images)
+            table.add_row(
+                suite.name, entry.name, entry.method, str(entry.downscale), entry.budget(), str(entry.warmup_steps),
+                eval_images, runs,
+            )  # fmt: skip
+    console = Console(width=max(140, Console().width))
+    console.print(table)
+    for number, reason in enumerate(reasons, start=1):
+        console.print(f"[{number}] {reason}", highlight=False, markup=False, soft_wrap=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--suite", choices=sorted(SUITES), help="suite to run")
+    parser.add_argument("--list", action="store_true", help="list the suites and their entries, then exit")
+    parser.add_argument("--only", action="append", default=[], metavar="ENTRY", help="run only these entries")
+    parser.add_argument("--data", type=Path, default=None, help="dataset folder for every entry (default: lego)")
+    parser.add_argument("--output", type=Path, default=None, help="JSON file (default: benchmarks/out/SUITE.json)")
+    parser.add_argument("--child", metavar="ENTRY_JSON", help=argparse.SUPPRESS)
+    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    if args.child is not None:
+        return child_main(args.child, args.result)
+    if args.list:
+        print_suites()
+        return 0
+    if args.suite is None:
+        build_parser().error("--suite is required (or --list)")
+    suite = SUITES[args.suite]
+    output = args.output or BENCH_DIR / "out" / f"{suite.name}.json"
+    report = run_suite(suite, select_entries(suite, args.only, args.data), output)
+    print_table(report)
+    print(f"wrote {output}")
+    return 1 if any(result["status"] == "error" for result in report["entries"]) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,54 @@
+"""A pipeline whose ray batch follows the samples per ray, so every step costs about the same."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from nerfkit.configs.base_config import Target
+from nerfkit.kernels.backends import Backends
+from nerfkit.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
+
+
+@dataclass
+class DynamicBatchPipelineConfig(VanillaPipelineConfig):
+    """Occupancy-grid methods sample a few points per ray once the grid knows where the scene is, and many before."""
+
+    _target: Target = field(default_factory=lambda: DynamicBatchPipeline)
+    target_num_samples: int = 1 << 16
+    """Samples per training step the ray batch is resized towards."""
+    max_num_rays_per_batch: int = 1 << 14
+    """Upper bound on the ray batch, for steps where rays hold very few samples."""
+
+
+class DynamicBatchPipeline(VanillaPipeline):
+    """Resizes the next batch by target / measured samples; the model reports `num_samples_per_batch`."""
+
+    config: DynamicBatchPipelineConfig
+
+    def __init__(
+        self,
+        config: DynamicBatchPipelineConfig,
+        device: torch.device | str,
+        backends: Backends | None = None,
+        world_size: int = 1,
+        local_rank: int = 0,
+    ) -> None:
+        super().__init__(config, device, backends=backends, world_size=world_size, local_rank=local_rank)
+        # A buffer, so the batch size is part of the checkpoint and a resumed run continues exactly.
+        initial = torch.tensor(config.datamanager.train_num_rays_per_batch)
+        self.register_buffer("num_rays_per_batch", initial)
+
+    def train_num_rays(self) -> int:
+        return int(self.num_rays_per_batch)
+
+    def get_train_loss_dict(self, step: int) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor]]:
+        num_rays = self.train_num_rays()
+        outputs, loss_dict, metrics_dict = super().get_train_loss_dict(step)
+        num_samples = max(int(outputs["num_samples_per_batch"]), 1)
+        resized = num_rays * self.config.target_num_samples // num_samples
+        self.num_rays_per_batch.fill_(min(max(resized, 64), self.config.max_num_rays_per_batch))
+        metrics_dict["num_rays_per_batch"] = torch.tensor(float(num_rays))
+        return outputs, loss_dict, metrics_dict
