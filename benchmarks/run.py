@@ -80,8 +80,6 @@ class Entry:
     """First steps left out of the throughput medians (allocator, lazy set-up, an occupancy grid's warm-up)."""
     eval_images: int | None = None
     """Test images to render and score: None every one, 0 none (throughput-only entries)."""
-    pending: str | None = None
-    """Why the entry cannot run yet; it is then skipped with this note."""
     timeout_seconds: float = 1800.0
     """The child is killed after this long, so one stuck entry cannot hold up a suite."""
     description: str = ""
@@ -131,15 +129,8 @@ VANILLA_SMALL_LEARNING = (
 )  # fmt: skip
 """The scaled-down vanilla-nerf of tests/test_train_e2e.py, which learns lego at 1/8 in 600 steps on 2 CPU cores."""
 
-VANILLA_OCCUPANCY_GRID: tuple[str, ...] = ()
-"""kit-train flags that turn on vanilla-nerf's occupancy grid. Empty until that flag set is defined; the grid
-entries are skipped (with a note) while it is empty and run as soon as it is filled in."""
-
-GRID_PENDING = (
-    None
-    if VANILLA_OCCUPANCY_GRID
-    else "vanilla-nerf's occupancy-grid flag set is not defined yet (fill VANILLA_OCCUPANCY_GRID in benchmarks/run.py)"
-)
+QUICK_GRID_WARMUP = 32
+"""vanilla-nerf-occupancy's grid warm-up in the quick suite (256 by default), so its timed steps fit the budget."""
 
 INSTANT_NGP_GRID_WARMUP = 256
 """instant-ngp updates its occupancy grid every step for this many steps (the model's grid_warmup_steps), then
@@ -194,16 +185,14 @@ SUITES: dict[str, Suite] = {
                 ),
                 Entry(
                     "vanilla-nerf-grid-lego-ds4",
-                    "vanilla-nerf",
+                    "vanilla-nerf-occupancy",
                     downscale=4,
-                    flags=VANILLA_OCCUPANCY_GRID,
-                    steps=6,
-                    wall_seconds=100,
-                    warmup_steps=1,
+                    flags=("--pipeline.model.sampler.warmup-steps", str(QUICK_GRID_WARMUP)),
+                    wall_seconds=150,
+                    warmup_steps=QUICK_GRID_WARMUP,
                     eval_images=0,
-                    pending=GRID_PENDING,
-                    timeout_seconds=300,
-                    description="paper settings with the occupancy grid, throughput only",
+                    timeout_seconds=400,
+                    description="paper-size field with the occupancy grid (short grid warm-up), throughput only",
                 ),
             ),
         ),
@@ -240,15 +229,12 @@ SUITES: dict[str, Suite] = {
                     description="paper settings, throughput only",
                 ),
                 Entry(
-                    "vanilla-nerf-grid-lego-ds4-22steps",
-                    "vanilla-nerf",
+                    "vanilla-nerf-grid-lego-ds4-600s",
+                    "vanilla-nerf-occupancy",
                     downscale=4,
-                    flags=VANILLA_OCCUPANCY_GRID,
-                    steps=22,
                     wall_seconds=600,
-                    warmup_steps=2,
+                    warmup_steps=INSTANT_NGP_GRID_WARMUP,
                     eval_images=0,
-                    pending=GRID_PENDING,
                     timeout_seconds=900,
                     description="paper settings with the occupancy grid, throughput only",
                 ),
@@ -642,9 +628,7 @@ def child_main(entry_json: str, result_path: Path) -> int:
 
 
 def skip_reason(entry: Entry, methods: Iterable[str], failures: dict[str, str]) -> str | None:
-    """Why an entry cannot run here (pending flags, method not registered or broken), or None."""
-    if entry.pending:
-        return entry.pending
+    """Why an entry cannot run here (method not registered or broken), or None."""
     if entry.method in failures:
         return f"method {entry.method!r} is registered but does not load: {failures[entry.method]}"
     methods = sorted(methods)

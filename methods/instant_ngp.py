@@ -22,9 +22,11 @@ instant_ngp = MethodSpecification(
         steps_per_eval_image=500,
         steps_per_eval_all_images=0,
         pipeline=DynamicBatchPipelineConfig(
+            # The first batch starts small: before the occupancy grid has warmed up every ray holds hundreds of
+            # samples, and the dynamic batch grows it towards target_num_samples within a few steps.
             datamanager=VanillaDataManagerConfig(
                 dataparser=BlenderDataParserConfig(),
-                train_num_rays_per_batch=4096,
+                train_num_rays_per_batch=512,
                 eval_num_rays_per_batch=4096,
             ),
             model=InstantNGPModelConfig(eval_num_rays_per_chunk=1 << 15),

@@ -63,15 +63,13 @@ def test_smoke_suite_end_to_end(lego_dir: Path, lego_cache_dir: Path, tmp_path: 
     assert test["render_rays_per_sec"] > 0 and test["notes"] == []
 
 
-def test_skips_pending_unregistered_and_broken_methods(harness: ModuleType) -> None:
+def test_skips_unregistered_and_broken_methods(harness: ModuleType) -> None:
     entry = harness.Entry("e", "vanilla-nerf", steps=1)
     assert harness.skip_reason(entry, ["vanilla-nerf"], {}) is None
     missing = harness.skip_reason(harness.Entry("e", "no-such-method", steps=1), ["vanilla-nerf"], {})
     assert "'no-such-method' is not registered" in missing and "vanilla-nerf" in missing
     broken = harness.skip_reason(harness.Entry("e", "ngp", steps=1), ["vanilla-nerf"], {"ngp": "ImportError: x"})
     assert "does not load: ImportError: x" in broken
-    pending = harness.Entry("e", "vanilla-nerf", steps=1, pending="flags not defined yet")
-    assert harness.skip_reason(pending, ["vanilla-nerf"], {}) == "flags not defined yet"
     for suite in harness.SUITES.values():
         for candidate in suite.entries:
             assert candidate.steps is not None or candidate.wall_seconds is not None, candidate.name

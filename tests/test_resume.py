@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import functools
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,29 @@ TINY_VANILLA = [
 ]  # fmt: skip
 """Small enough for seconds per run; random backgrounds and stratified samples make every step draw from the RNG."""
 
+TINY_NGP = [
+    "--pipeline.datamanager.dataparser.downscale-factor", "8",
+    "--pipeline.datamanager.train-num-rays-per-batch", "256",
+    "--pipeline.target-num-samples", "4096",
+    "--pipeline.model.num-levels", "4",
+    "--pipeline.model.log2-hashmap-size", "12",
+    "--pipeline.model.max-resolution", "64",
+    "--pipeline.model.hidden-dim", "16",
+    "--pipeline.model.hidden-dim-color", "16",
+    "--pipeline.model.sampler.grid-resolution", "32",
+    "--pipeline.model.sampler.warmup-steps", "4",
+    "--pipeline.model.sampler.update-every", "2",
+    "--pipeline.model.sampler.render-step-size", "0.02",
+    "--pipeline.model.eval-num-rays-per-chunk", "2500",
+    "--logging.steps-per-log", "1",
+    "--steps-per-eval-batch", "3",
+    "--steps-per-eval-image", "5",
+    "--vis", "none",
+]  # fmt: skip
+"""instant-ngp shrunk the same way; its grid updates (random cells), warm-up and dynamic batch all cross the resume."""
+
+METHOD_FLAGS = {"vanilla-nerf": TINY_VANILLA, "instant-ngp": TINY_NGP}
+
 
 @pytest.fixture(autouse=True)
 def cache(lego_cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -53,12 +78,25 @@ def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def straight_run(lego_dir: Path, lego_cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    os.environ["NERFKIT_CACHE_DIR"] = str(lego_cache_dir)
-    run_dir = tmp_path_factory.mktemp("straight")
-    kit_train("vanilla-nerf", "--data", str(lego_dir), "--run-dir", str(run_dir), "--max-num-iterations", "12",
-              *TINY_VANILLA)  # fmt: skip
-    return run_dir
+def straight_runs(
+    lego_dir: Path, lego_cache_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str], Path]:
+    """12 steps in one go, per method, trained on first use."""
+
+    @functools.cache
+    def train_straight(method: str) -> Path:
+        os.environ["NERFKIT_CACHE_DIR"] = str(lego_cache_dir)
+        run_dir = tmp_path_factory.mktemp(f"straight-{method}")
+        kit_train(method, "--data", str(lego_dir), "--run-dir", str(run_dir), "--max-num-iterations", "12",
+                  *METHOD_FLAGS[method])  # fmt: skip
+        return run_dir
+
+    return train_straight
+
+
+@pytest.fixture
+def straight_run(straight_runs: Callable[[str], Path]) -> Path:
+    return straight_runs("vanilla-nerf")
 
 
 def assert_same_training(run_dir: Path, reference: Path) -> None:
@@ -72,17 +110,23 @@ def assert_same_training(run_dir: Path, reference: Path) -> None:
         torch.testing.assert_close(weights[name], expected[name], rtol=0, atol=1e-6, msg=name)
 
 
-def test_resume_continues_exactly(straight_run: Path, lego_dir: Path, tmp_path: Path) -> None:
-    kit_train("vanilla-nerf", "--data", str(lego_dir), "--run-dir", str(tmp_path), "--max-num-iterations", "6",
-              *TINY_VANILLA)  # fmt: skip
+@pytest.mark.parametrize("method", list(METHOD_FLAGS))
+def test_resume_continues_exactly(
+    method: str, straight_runs: Callable[[str], Path], lego_dir: Path, tmp_path: Path
+) -> None:
+    kit_train(method, "--data", str(lego_dir), "--run-dir", str(tmp_path), "--max-num-iterations", "6",
+              *METHOD_FLAGS[method])  # fmt: skip
     assert max(losses(tmp_path)) == 6
     kit_train("--resume", str(tmp_path), "--max-num-iterations", "12")
-    assert_same_training(tmp_path, straight_run)
+    assert_same_training(tmp_path, straight_runs(method))
 
 
-def test_load_dir_continues_exactly_in_a_new_run(straight_run: Path, lego_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("method", list(METHOD_FLAGS))
+def test_load_dir_continues_exactly_in_a_new_run(
+    method: str, straight_runs: Callable[[str], Path], lego_dir: Path, tmp_path: Path
+) -> None:
     first, second = tmp_path / "first", tmp_path / "second"
-    common = ["vanilla-nerf", "--data", str(lego_dir), *TINY_VANILLA]
+    common = [method, "--data", str(lego_dir), *METHOD_FLAGS[method]]
     kit_train(*common, "--run-dir", str(first), "--max-num-iterations", "6")
     kit_train(*common, "--run-dir", str(second), "--max-num-iterations", "12", "--load-dir",
               str(first / "nerfkit_models"))  # fmt: skip
@@ -92,7 +136,7 @@ def test_load_dir_continues_exactly_in_a_new_run(straight_run: Path, lego_dir: P
         (first / "metrics.csv").read_text() + "".join((second / "metrics.csv").read_text().splitlines(True)[1:])
     )
     (merged / "nerfkit_models").symlink_to(second / "nerfkit_models")
-    assert_same_training(merged, straight_run)
+    assert_same_training(merged, straight_runs(method))
 
 
 def test_resumed_run_never_passes_max_num_iterations(straight_run: Path, tmp_path: Path) -> None:

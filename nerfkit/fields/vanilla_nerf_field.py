@@ -47,14 +47,30 @@ class NeRFField(nn.Module):
             out_activation=torch.sigmoid,
         )
 
+    def density(
+        self, positions: Float[Tensor, "*bs 3"]
+    ) -> tuple[Float[Tensor, "*bs 1"], Float[Tensor, "*bs features"]]:
+        """Density at world positions, and the features the colour head reads."""
+        features = self.base_mlp(self.position_encoding(positions))
+        # Softplus rather than ReLU: it keeps a gradient where density is zero, so space emptied early can refill.
+        return F.softplus(self.density_head(features)), features
+
+    def _colour(
+        self, features: Float[Tensor, "*bs features"], encoded_directions: Float[Tensor, "*bs directions"]
+    ) -> Float[Tensor, "*bs 3"]:
+        return self.color_mlp(torch.cat([features, encoded_directions.expand(*features.shape[:-1], -1)], dim=-1))
+
     def forward(
         self, ray_samples: RaySamples
     ) -> tuple[Float[Tensor, "num_rays num_samples 1"], Float[Tensor, "num_rays num_samples 3"]]:
         """Densities and colours at the samples' points, which are world coordinates."""
-        features = self.base_mlp(self.position_encoding(ray_samples.positions))
-        # Softplus rather than ReLU: it keeps a gradient where density is zero, so space emptied early can refill.
-        densities = F.softplus(self.density_head(features))
+        densities, features = self.density(ray_samples.positions)
         # All samples of a ray share its direction: encode once per ray, then broadcast.
-        encoded_directions = self.direction_encoding(ray_samples.directions)[:, None, :]
-        rgb = self.color_mlp(torch.cat([features, encoded_directions.expand(*features.shape[:-1], -1)], dim=-1))
-        return densities, rgb
+        return densities, self._colour(features, self.direction_encoding(ray_samples.directions)[:, None, :])
+
+    def query(
+        self, positions: Float[Tensor, "num_samples 3"], directions: Float[Tensor, "num_samples 3"]
+    ) -> tuple[Float[Tensor, "num_samples 1"], Float[Tensor, "num_samples 3"]]:
+        """Densities and colours at packed samples, each with its own direction."""
+        densities, features = self.density(positions)
+        return densities, self._colour(features, self.direction_encoding(directions))

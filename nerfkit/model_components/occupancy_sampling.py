@@ -1,0 +1,140 @@
+"""Occupancy-grid sampling and packed rendering, shared by every model that marches rays through a grid."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor, nn
+
+from nerfkit.cameras.rays import RayBundle
+from nerfkit.configs.base_config import PrintableConfig
+from nerfkit.data.scene_box import SceneBox
+from nerfkit.engine.callbacks import TrainingCallback
+from nerfkit.kernels.backends import Backend
+from nerfkit.kernels.occupancy_grid import OccupancyGrid
+from nerfkit.kernels.volrend import accumulate_along_rays, render_weight_from_density
+from nerfkit.model_components.renderers import composite_on_background
+
+DensityFn = Callable[[Float[Tensor, "num_points 3"]], Float[Tensor, "num_points 1"]]
+
+
+@dataclass
+class OccupancySamplerConfig(PrintableConfig):
+    """Where rays are sampled: only in cells an occupancy grid marks as holding content."""
+
+    grid_resolution: int = 128
+    """Cells per side of the occupancy grid."""
+    grid_levels: int = 1
+    """Cascades of the occupancy grid (1 for scenes inside the box)."""
+    update_every: int = 16
+    """Re-estimate the grid every this many steps."""
+    warmup_steps: int = 256
+    """Steps during which every cell is re-estimated, before switching to sampled cells."""
+    occupancy_threshold: float = 0.01
+    """Opacity over one render step above which a cell counts as occupied."""
+    render_step_size: float | None = None
+    """Distance between samples along a ray (None: the scene box's diagonal / 1024)."""
+    alpha_thre: float = 0.0
+    """Skip samples less opaque than this (0 in a box: early on every sample is faint and all would be culled)."""
+    early_stop_eps: float = 1e-4
+    """Marching along a ray stops once its transmittance falls below this."""
+    cone_angle: float = 0.0
+    """Step growth with distance (0: uniform steps, right for scenes inside the box)."""
+
+
+class OccupancySampler(nn.Module):
+    """Packed samples (ray_indices, t_starts, t_ends) from the grid, and the callback that keeps it up to date."""
+
+    def __init__(
+        self,
+        config: OccupancySamplerConfig,
+        scene_box: SceneBox,
+        near_plane: float,
+        far_plane: float,
+        backend: Backend,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.near_plane = near_plane
+        self.far_plane = far_plane
+        self.render_step_size = config.render_step_size or float(torch.linalg.norm(scene_box.size)) / 1024
+        self.grid = OccupancyGrid(
+            roi_aabb=scene_box.aabb.flatten(),
+            resolution=config.grid_resolution,
+            levels=config.grid_levels,
+            backend=backend,
+        )
+
+    def training_callback(self, density_fn: DensityFn) -> TrainingCallback:
+        def opacity_over_one_step(positions: Tensor) -> Tensor:
+            # The alpha of one render step: the quantity marching compares with alpha_thre, so the grid and the
+            # culling never disagree about what is visible.
+            return -torch.expm1(-density_fn(positions) * self.render_step_size)
+
+        return self.grid.training_callback(
+            opacity_over_one_step,
+            occ_thre=self.config.occupancy_threshold,
+            warmup_steps=self.config.warmup_steps,
+            n=self.config.update_every,
+        )
+
+    @torch.no_grad()
+    def forward(
+        self, ray_bundle: RayBundle, density_fn: DensityFn
+    ) -> tuple[Int[Tensor, " num_samples"], Float[Tensor, " num_samples"], Float[Tensor, " num_samples"]]:
+        origins, directions = ray_bundle.origins, ray_bundle.directions
+
+        def sigma_fn(t_starts: Tensor, t_ends: Tensor, ray_indices: Tensor) -> Tensor:
+            midpoints = (t_starts + t_ends)[:, None] / 2
+            return density_fn(origins[ray_indices] + directions[ray_indices] * midpoints).squeeze(-1)
+
+        return self.grid.sampling(
+            origins,
+            directions,
+            sigma_fn=sigma_fn,
+            near_plane=self.near_plane,
+            far_plane=self.far_plane,
+            render_step_size=self.render_step_size,
+            alpha_thre=self.config.alpha_thre,
+            early_stop_eps=self.config.early_stop_eps,
+            cone_angle=self.config.cone_angle,
+            stratified=self.training,
+        )
+
+
+def sample_points(
+    ray_bundle: RayBundle, ray_indices: Int[Tensor, " num_samples"], t_starts: Tensor, t_ends: Tensor
+) -> tuple[Float[Tensor, "num_samples 3"], Float[Tensor, "num_samples 3"]]:
+    """World positions of packed samples (interval midpoints) and their rays' directions."""
+    directions = ray_bundle.directions[ray_indices]
+    return ray_bundle.origins[ray_indices] + directions * ((t_starts + t_ends) / 2)[:, None], directions
+
+
+def render_packed(
+    density: Float[Tensor, "num_samples 1"],
+    rgb: Float[Tensor, "num_samples 3"],
+    ray_indices: Int[Tensor, " num_samples"],
+    t_starts: Float[Tensor, " num_samples"],
+    t_ends: Float[Tensor, " num_samples"],
+    background: Float[Tensor, "num_rays 3"],
+    backend: Backend,
+) -> dict[str, Tensor]:
+    """Colour on the background, opacity and depth of each ray, and the number of samples rendered."""
+    num_rays = background.shape[0]
+    weights, _, _ = render_weight_from_density(
+        t_starts, t_ends, density.squeeze(-1), ray_indices=ray_indices, n_rays=num_rays, backend=backend
+    )
+    accumulation = accumulate_along_rays(weights, None, ray_indices, num_rays, backend=backend)
+    midpoints = ((t_starts + t_ends) / 2)[:, None]
+    depth = accumulate_along_rays(weights, midpoints, ray_indices, num_rays, backend=backend)
+    premultiplied = accumulate_along_rays(weights, rgb, ray_indices, num_rays, backend=backend)
+    return {
+        "rgb": composite_on_background(premultiplied, accumulation, background),
+        "accumulation": accumulation,
+        "depth": depth / accumulation.clamp_min(1e-10),
+        "background": background,
+        "num_samples_per_batch": torch.tensor(len(ray_indices)),
+    }
