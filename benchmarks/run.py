@@ -229,13 +229,13 @@ SUITES: dict[str, Suite] = {
                     description="paper settings, throughput only",
                 ),
                 Entry(
-                    "vanilla-nerf-grid-lego-ds4-600s",
+                    "vanilla-nerf-grid-lego-ds4-30min",
                     "vanilla-nerf-occupancy",
                     downscale=4,
-                    wall_seconds=600,
+                    wall_seconds=1800,
                     warmup_steps=INSTANT_NGP_GRID_WARMUP,
                     eval_images=0,
-                    timeout_seconds=900,
+                    timeout_seconds=2400,
                     description="paper settings with the occupancy grid, throughput only",
                 ),
                 Entry(
