@@ -464,80 +464,12 @@ def throughput(records: list[StepRecord], warmup_steps: int) -> dict[str, Any]:
     return summary
 
 
-def load_test_split(trainer: Any) -> Any:
-    """The test split at the training resolution: the datamanager's own when it evaluates on test, else read with
-    its dataparser settings (and image cache), as the datamanager reads its splits."""
-    from nerfkit.data.datasets import InputDataset
-
-    datamanager = trainer.pipeline.datamanager
-    config = datamanager.config
-    if getattr(config, "eval_split", None) == "test" and hasattr(datamanager, "eval_dataset"):
-        return datamanager.eval_dataset
-    dataparser_config = config.dataparser if config.data is None else replace(config.dataparser, data=config.data)
-    outputs = dataparser_config.setup().get_dataparser_outputs("test")
-    return InputDataset(outputs, trainer.device, getattr(config, "cache_dir", None))
-
-
-def composited_target(image: Any, outputs: dict[str, Any]) -> Any:
-    """The ground truth as the model scores it: RGBA composited on the background the model rendered with (white
-    if the model reports none; the PSNR check in `evaluate_test_split` flags it if that guess is wrong)."""
-    import torch
-
-    from nerfkit.model_components.renderers import composite_ground_truth
-
-    if image.shape[-1] == 3:
-        return image
-    background = outputs.get("background")
-    return composite_ground_truth(image, torch.ones_like(image[..., :3]) if background is None else background)
-
-
 def evaluate_test_split(trainer: Any, limit: int | None) -> dict[str, Any]:
-    """Renders test images with `get_outputs_for_camera` in eval mode without gradients and scores them.
+    """Scores the first `limit` test images at the training resolution, as --eval-when-finished does."""
+    from nerfkit.engine.evaluation import evaluate_dataset, load_split
 
-    PSNR is the model's own (`get_image_metrics_and_images`); SSIM is `nerfkit.utils.metrics.ssim` against the
-    target composited on the model's background, and the PSNR of that same target is checked against the model's,
-    so a compositing mismatch shows up in `notes` instead of silently skewing SSIM.
-    """
-    from nerfkit.pipelines.base_pipeline import evaluating
-    from nerfkit.utils.metrics import psnr, ssim
-
-    dataset = load_test_split(trainer)
-    model = trainer.pipeline.model
-    sync = _synchronizer(trainer.device)
-    count = len(dataset) if limit is None else min(limit, len(dataset))
-    psnrs, ssims, seconds, notes = [], [], [], []
-    pixels = 0
-    with evaluating(model):
-        for index in range(count):
-            image = dataset.get_image(index)
-            sync()
-            start = time.perf_counter()
-            outputs = model.get_outputs_for_camera(dataset.cameras, index)
-            sync()
-            seconds.append(time.perf_counter() - start)
-            pixels += image.shape[0] * image.shape[1]
-            metrics, _ = model.get_image_metrics_and_images(outputs, {"image": image})
-            target = composited_target(image, outputs)
-            own_psnr = float(psnr(outputs["rgb"], target))
-            model_psnr = metrics.get("psnr", own_psnr)
-            if abs(model_psnr - own_psnr) > 1e-3:
-                notes.append(f"image {index}: model PSNR {model_psnr:.3f} vs harness {own_psnr:.3f} dB")
-            psnrs.append(model_psnr)
-            ssims.append(float(ssim(outputs["rgb"], target)))
-    height, width = dataset.images.shape[1:3]
-    return {
-        "split": "test",
-        "num_images": count,
-        "image_size": [int(height), int(width)],
-        "psnr": statistics.fmean(psnrs),
-        "ssim": statistics.fmean(ssims),
-        "psnr_per_image": psnrs,
-        "ssim_per_image": ssims,
-        "render_seconds": sum(seconds),
-        "render_rays_per_sec": pixels / sum(seconds),
-        "median_image_rays_per_sec": statistics.median(pixels / count / s for s in seconds),
-        "notes": notes,
-    }
+    dataset = load_split(trainer.pipeline.datamanager, "test")
+    return {"split": "test", **evaluate_dataset(trainer.pipeline.model, dataset, limit)}
 
 
 def run_entry(entry: Entry, clock: ProcessClock, result: dict[str, Any], save: Callable[[], None]) -> None:

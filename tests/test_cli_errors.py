@@ -206,7 +206,6 @@ def edit_transforms(edit: Callable[[Any], object], split: str = "train") -> Call
 
 CASES = [
     # --data
-    pytest.param(lambda ws: ["vanilla-nerf", *TINY_RUN], ["data/blender/lego", "does not exist"], id="no-data-flag"),
     pytest.param(lambda ws: train_args(ws.root / "nowhere"), ["nowhere", "does not exist"], id="data-not-found"),
     # transforms files
     pytest.param(broken_scene(unlink("transforms_train.json")), ["transforms_train.json"], id="transforms-missing"),

@@ -20,6 +20,8 @@ from nerfkit import __version__
 from nerfkit.configs.base_config import InstantiateConfig, LoggingConfig, MachineConfig, Target
 from nerfkit.configs.run_config import save_run_config
 from nerfkit.configs.serialization import to_data, with_absolute_paths
+from nerfkit.data.builtin_scene import builtin_scene_dir
+from nerfkit.data.dataparsers.base_dataparser import Split
 from nerfkit.engine.callbacks import TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfkit.engine.checkpoints import (
     checkpoint_path,
@@ -29,6 +31,7 @@ from nerfkit.engine.checkpoints import (
     prune_checkpoints,
     save_checkpoint,
 )
+from nerfkit.engine.evaluation import evaluate_dataset, evaluation_report, load_split, write_report
 from nerfkit.engine.interrupts import StopRequest, stop_on_signals
 from nerfkit.engine.optimizers import Optimizers, ParamGroupConfig
 from nerfkit.errors import NerfkitError
@@ -84,6 +87,10 @@ class TrainerConfig(InstantiateConfig):
     """Render one eval image and log its PSNR and images every this many steps (0: never)."""
     steps_per_eval_all_images: int = 25000
     """Render every eval image and log the mean metrics every this many steps (0: never)."""
+    eval_when_finished: bool = False
+    """When training ends, score every image of --eval-split-when-finished and write run/eval_SPLIT.json."""
+    eval_split_when_finished: Split = "test"
+    """Split that --eval-when-finished scores."""
     mixed_precision: bool = False
     """Train in mixed precision (CUDA only; ignored on the CPU)."""
     load_dir: Path | None = None
@@ -107,10 +114,32 @@ class TrainerConfig(InstantiateConfig):
         return self.get_base_dir() / self.relative_model_dir
 
 
+def dataset_folder(config: TrainerConfig) -> Path | None:
+    """The dataset the run trains on: --data, else the datamanager's, else the dataparser's (None: none given)."""
+    datamanager = config.pipeline.datamanager
+    return config.data or datamanager.data or datamanager.dataparser.data
+
+
+def with_builtin_scene_if_no_data(config: TrainerConfig, console: Console) -> TrainerConfig:
+    """A run given no dataset trains on the built-in scene, and says so, so that a first run needs no download."""
+    if dataset_folder(config) is not None:
+        return config
+    scene = builtin_scene_dir(config.pipeline.datamanager.cache_dir)
+    console.print(
+        f"no --data given: training on nerfkit's built-in scene ({scene}).\n"
+        "Pass --data PATH to train on your own dataset; kit-download-data fetches the standard ones.",
+        soft_wrap=True,
+    )
+    return dataclasses.replace(config, data=scene)
+
+
 def prepare_run_config(config: TrainerConfig) -> TrainerConfig:
     """The config as the run will save it: one data path, names and run folder fixed, every path absolute."""
     datamanager = config.pipeline.datamanager
-    data = (config.data or datamanager.data or datamanager.dataparser.data).absolute()
+    data = dataset_folder(config)
+    if data is None:
+        raise NerfkitError("No dataset folder is set.", "Pass --data PATH.")
+    data = data.absolute()
     timestamp = config.timestamp
     if timestamp == TIMESTAMP_PLACEHOLDER:
         timestamp = datetime.now().strftime("%Y-%m-%d_%H%M%S")
@@ -150,11 +179,11 @@ class Trainer:
     def __init__(
         self, config: TrainerConfig, local_rank: int = 0, world_size: int = 1, console: Console | None = None
     ) -> None:
-        self.config = prepare_run_config(config)
         self.local_rank = local_rank
         self.world_size = world_size
         self.is_main = local_rank == 0
         self.console = console or Console(quiet=not self.is_main)
+        self.config = prepare_run_config(with_builtin_scene_if_no_data(config, self.console))
         self.device = resolve_device(config.machine.device_type, local_rank)
         self.mixed_precision = config.mixed_precision and self.device.type == "cuda"
         self.run_dir = self.config.get_base_dir()
@@ -247,8 +276,31 @@ class Trainer:
                     break
         if self.last_saved_step != self.step:
             self.save_checkpoint(self.step)
+        if config.eval_when_finished and not stop.requested and self.is_main:
+            self.evaluate_when_finished()
         self.writers.close()
         return stop
+
+    def evaluate_when_finished(self) -> Path:
+        """Scores the final model (the last checkpoint's weights) on a whole split and writes run/eval_SPLIT.json."""
+        split = self.config.eval_split_when_finished
+        self.console.print(f"evaluating step {self.step} on the {split} split ...")
+        dataset = load_split(self.pipeline.datamanager, split)
+        scores = evaluate_dataset(self.pipeline.model, dataset)
+        report = evaluation_report(
+            scores, method=self.config.method_name, run_dir=self.run_dir, step=self.step, split=split
+        )
+        path = self.run_dir / f"eval_{split}.json"
+        write_report(report, path)
+        self.writers.write_scalars(
+            {f"eval_{split}/psnr": scores["psnr"], f"eval_{split}/ssim": scores["ssim"]}, self.step
+        )
+        self.console.print(
+            f"{split}: PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.4f} over {scores['num_images']} images "
+            f"({scores['seconds_per_image']:.2f} s per image); written to {path}",
+            soft_wrap=True,
+        )
+        return path
 
     def train_iteration(self, step: int) -> tuple[float, dict[str, Tensor], dict[str, Tensor]]:
         """One optimisation step, with the callbacks around it."""

@@ -33,7 +33,7 @@ class DataParserConfig(InstantiateConfig):
     """Base config of a dataparser."""
 
     _target: Target = field(default_factory=lambda: DataParser)
-    data: Path = Path()
+    data: Path | None = None
     """Folder of the dataset."""
 
 

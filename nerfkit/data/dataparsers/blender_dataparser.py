@@ -26,8 +26,8 @@ class BlenderDataParserConfig(DataParserConfig):
 
     _target: Target = field(default_factory=lambda: Blender)
     """The class that `setup()` builds."""
-    data: Path = Path("data/blender/lego")
-    """Folder holding transforms_{train,val,test}.json and the images they name."""
+    data: Path | None = None
+    """Folder holding transforms_{train,val,test}.json and the images they name (None: the built-in scene)."""
     downscale_factor: int = 1
     """Divide image width and height by this factor."""
     scene_scale: float = 1.5
@@ -109,6 +109,8 @@ class Blender(DataParser):
 
     def get_dataparser_outputs(self, split: Split = "train") -> DataparserOutputs:
         data = self.config.data
+        if data is None:
+            raise NerfkitError("No dataset folder is set (field data).", "Point --data at the dataset folder.")
         if not data.is_dir():
             problem = "is not a directory" if data.exists() else "does not exist"
             raise NerfkitError(f"Dataset folder {data} (field data) {problem}.", "Point --data at the dataset folder.")
