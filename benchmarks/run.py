@@ -67,7 +67,8 @@ class Entry:
 
     name: str
     method: str
-    data: Path = LEGO
+    data: Path | None = LEGO
+    """Dataset folder; None trains on nerfkit's built-in scene, as kit-train does without --data."""
     downscale: int = 4
     flags: tuple[str, ...] = ()
     """kit-train flags after the harness's own (data, downscale, --vis none, output dir), so they win."""
@@ -90,11 +91,12 @@ class Entry:
         return " or ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "data": str(self.data), "flags": list(self.flags)}
+        return {**asdict(self), "data": None if self.data is None else str(self.data), "flags": list(self.flags)}
 
     @classmethod
     def from_json(cls, values: dict[str, Any]) -> Entry:
-        return cls(**{**values, "data": Path(values["data"]), "flags": tuple(values["flags"])})
+        data = None if values["data"] is None else Path(values["data"])
+        return cls(**{**values, "data": data, "flags": tuple(values["flags"])})
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,21 @@ SUITES: dict[str, Suite] = {
                     eval_images=2,
                     timeout_seconds=180,
                     description="2x64 MLPs, 16+16 samples, 256 rays; 2 of the 10 test images at 100x100",
+                ),
+            ),
+        ),
+        Suite(
+            "first-run",
+            "the README's main job: instant-ngp on the built-in scene, 800 steps, then every test image",
+            (
+                Entry(
+                    "instant-ngp-builtin",
+                    "instant-ngp",
+                    data=None,
+                    steps=800,
+                    warmup_steps=INSTANT_NGP_GRID_WARMUP,
+                    timeout_seconds=600,
+                    description="registered settings, 800 steps on the built-in scene (200x200), all 20 test images",
                 ),
             ),
         ),
@@ -277,17 +294,9 @@ class ProcessClock:
 
 def kit_train_argv(entry: Entry, output_dir: Path) -> list[str]:
     """The kit-train command line of an entry; the entry's own flags come last, so they override the harness's."""
-    argv = [
-        entry.method,
-        "--data",
-        str(entry.data),
-        "--pipeline.datamanager.dataparser.downscale-factor",
-        str(entry.downscale),
-        "--vis",
-        "none",
-        "--output-dir",
-        str(output_dir),
-    ]
+    argv = [entry.method, "--vis", "none", "--output-dir", str(output_dir)]
+    if entry.data is not None:
+        argv += ["--data", str(entry.data), "--pipeline.datamanager.dataparser.downscale-factor", str(entry.downscale)]
     if entry.steps is not None:
         argv += ["--max-num-iterations", str(entry.steps)]
     return argv + list(entry.flags)
@@ -708,7 +717,7 @@ def run_suite(suite: Suite, entries: list[Entry], output: Path) -> dict[str, Any
     output.parent.mkdir(parents=True, exist_ok=True)
     for entry in entries:
         reason = skip_reason(entry, methods, failures)
-        if reason is None and not entry.data.is_dir():
+        if reason is None and entry.data is not None and not entry.data.is_dir():
             result = {"status": "error", "note": f"data folder {entry.data} not found (use --data)"}
         elif reason is not None:
             result = {"status": "skipped", "note": reason}

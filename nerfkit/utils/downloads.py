@@ -204,6 +204,8 @@ def fetch(url: str, part: Path, size: int | None, console: Console) -> None:
         fetch(url, part, size, console)
     except (OSError, HTTPException) as error:
         raise _download_error(url, part, str(getattr(error, "reason", error)) or type(error).__name__) from error
+    except KeyboardInterrupt as error:
+        raise _download_error(url, part, "interrupted") from error
 
 
 def verify(path: Path, source: ArchiveSource, console: Console) -> None:
