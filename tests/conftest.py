@@ -69,3 +69,27 @@ def rays_towards_origin(num_rays: int, seed: int = 0) -> RayBundle:
 def random_rays() -> Callable[..., RayBundle]:
     """Builds fixed, reproducible rays for model tests: `random_rays(num_rays, seed=0)`."""
     return rays_towards_origin
+
+
+TINY_RUN_STEPS = 30
+"""Steps of the `tiny_lego_run` fixture; it saves checkpoints at half and all of them."""
+
+
+@pytest.fixture(scope="session")
+def tiny_lego_run(lego_dir: Path, lego_cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished vanilla-nerf run folder (tiny model, lego at 1/8, a few seconds of training) for the commands that
+    load runs. Every val image is scored at the last step (eval/all_images/* in metrics.csv) and --eval-when-finished
+    scores the test split (eval_test.json). Treat it as read-only: it is shared by the whole session."""
+    from kit_flags import TINY_MODEL
+
+    from nerfkit.scripts.train import main as kit_train
+
+    run = tmp_path_factory.mktemp("tiny_lego_run") / "run"
+    argv = ["vanilla-nerf", *TINY_MODEL, "--data", str(lego_dir), "--run-dir", str(run),
+            "--pipeline.datamanager.dataparser.downscale-factor", "8",
+            "--pipeline.datamanager.cache-dir", str(lego_cache_dir),
+            "--max-num-iterations", str(TINY_RUN_STEPS), "--steps-per-save", str(TINY_RUN_STEPS // 2),
+            "--steps-per-eval-batch", "0", "--steps-per-eval-image", "0",
+            "--steps-per-eval-all-images", str(TINY_RUN_STEPS), "--eval-when-finished", "--vis", "none"]  # fmt: skip
+    assert kit_train(argv) == 0
+    return run

@@ -111,3 +111,14 @@ def describe_key_mismatch(missing: list[str], unexpected: list[str], limit: int 
     parts = [listing("missing from the checkpoint", missing)] if missing else []
     parts += [listing("in the checkpoint but not in the model", unexpected)] if unexpected else []
     return "\n".join(parts)
+
+
+def load_pipeline_state(pipeline: torch.nn.Module, state: dict[str, Any], path: Path) -> None:
+    """Loads a checkpoint's weights; a mismatch lists the keys, since it means the config differs from training."""
+    result = pipeline.load_state_dict(state["pipeline"], strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise NerfkitError(
+            f"checkpoint {path} does not fit this model:\n"
+            + describe_key_mismatch(result.missing_keys, result.unexpected_keys),
+            hint="load it with the config it was trained with (kit-train --resume <run folder>)",
+        )

@@ -25,9 +25,9 @@ from nerfkit.data.dataparsers.base_dataparser import Split
 from nerfkit.engine.callbacks import TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfkit.engine.checkpoints import (
     checkpoint_path,
-    describe_key_mismatch,
     find_checkpoint,
     load_checkpoint,
+    load_pipeline_state,
     prune_checkpoints,
     save_checkpoint,
 )
@@ -359,13 +359,7 @@ class Trainer:
     def load_checkpoint(self, path: Path) -> None:
         """Restores weights, optimizer and scheduler state, grad scaler and random state; training goes on after."""
         state = load_checkpoint(path)
-        result = self.pipeline.load_state_dict(state["pipeline"], strict=False)
-        if result.missing_keys or result.unexpected_keys:
-            raise NerfkitError(
-                f"checkpoint {path} does not fit this model:\n"
-                + describe_key_mismatch(result.missing_keys, result.unexpected_keys),
-                hint="load it with the config it was trained with (kit-train --resume <run folder>)",
-            )
+        load_pipeline_state(self.pipeline, state, path)
         try:
             self.optimizers.load_state_dict(state["optimizers"])
         except (KeyError, ValueError) as error:

@@ -1,0 +1,79 @@
+"""Loads a finished (or running) training run for evaluation, rendering and export: one path for every command.
+
+A run is its `config.yml` plus a checkpoint from its `nerfkit_models` folder. The config is rebuilt from the
+registered method's defaults (so loading never executes anything from the file), the pipeline is built on the
+requested device, and the checkpoint's weights are loaded with the same checks and messages as `kit-train`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from rich.console import Console
+
+from nerfkit.configs.run_config import load_run_config
+from nerfkit.engine.checkpoints import find_checkpoint, load_checkpoint, load_pipeline_state
+from nerfkit.engine.trainer import TrainerConfig, resolve_device
+from nerfkit.errors import NerfkitError
+from nerfkit.kernels.backends import resolve_backends
+from nerfkit.pipelines.base_pipeline import VanillaPipeline
+
+
+@dataclass
+class LoadedRun:
+    """A trained pipeline in eval mode, with what it was loaded from."""
+
+    config: TrainerConfig
+    pipeline: VanillaPipeline
+    run_dir: Path
+    checkpoint: Path
+    step: int
+    device: torch.device
+
+
+def run_config_path(load_config: Path) -> Path:
+    """Accepts the run's config.yml or the run folder itself."""
+    path = load_config / "config.yml" if load_config.is_dir() else load_config
+    if not path.is_file():
+        raise NerfkitError(
+            f"run config {path} not found",
+            hint="pass --load-config <run folder>/config.yml, as kit-train printed at the end of training",
+        )
+    return path
+
+
+def load_run(
+    load_config: Path,
+    *,
+    load_step: int | None = None,
+    device_type: str = "auto",
+    data: Path | None = None,
+    eval_num_rays_per_chunk: int | None = None,
+    console: Console | None = None,
+) -> LoadedRun:
+    """The run's pipeline with a checkpoint's weights (the latest, or `load_step`'s), ready to render.
+
+    `data` swaps in another dataset of the same format, e.g. to evaluate on views the run never saw;
+    `eval_num_rays_per_chunk` bounds the memory of rendering whole images.
+    """
+    path = run_config_path(load_config)
+    config = load_run_config(path, console=console)
+    run_dir = path.parent
+    if data is not None:
+        datamanager = dataclasses.replace(config.pipeline.datamanager, data=data.absolute())
+        pipeline_config = dataclasses.replace(config.pipeline, datamanager=datamanager)
+        config = dataclasses.replace(config, data=data.absolute(), pipeline=pipeline_config)
+    if eval_num_rays_per_chunk is not None:
+        model = dataclasses.replace(config.pipeline.model, eval_num_rays_per_chunk=eval_num_rays_per_chunk)
+        config = dataclasses.replace(config, pipeline=dataclasses.replace(config.pipeline, model=model))
+    checkpoint = find_checkpoint(run_dir / config.relative_model_dir, load_step)
+    state = load_checkpoint(checkpoint)
+    device = resolve_device(device_type, 0)
+    backends = resolve_backends(config.machine.kernels, device)
+    pipeline = config.pipeline.setup(device=device, backends=backends)
+    load_pipeline_state(pipeline, state, checkpoint)
+    pipeline.eval()
+    return LoadedRun(config, pipeline, run_dir, checkpoint, int(state["step"]), device)
