@@ -26,6 +26,7 @@ from torch import Tensor
 
 from nerfkit.cameras.cameras import Cameras
 from nerfkit.cameras.rays import RayBundle
+from nerfkit.data.dataparsers.blender_dataparser import blender_cameras
 from nerfkit.data.datasets import cache_root
 
 SCENE_VERSION = "v1"
@@ -225,17 +226,7 @@ def camera_poses(count: int, phase: float) -> Float[Tensor, "count 4 4"]:
 def split_cameras(split: str, image_size: int = IMAGE_SIZE) -> Cameras:
     """The cameras of one split, built the way the Blender dataparser builds them from the written json."""
     poses = camera_poses(SPLIT_SIZES[split], SPLIT_PHASES[split]).float()
-    focal = 0.5 * image_size / math.tan(0.5 * CAMERA_ANGLE_X)
-    ones = torch.ones(len(poses))
-    return Cameras(
-        camera_to_worlds=poses[:, :3, :],
-        fx=ones * focal,
-        fy=ones * focal,
-        cx=ones * image_size / 2,
-        cy=ones * image_size / 2,
-        width=ones.long() * image_size,
-        height=ones.long() * image_size,
-    )
+    return blender_cameras(poses, CAMERA_ANGLE_X, image_size, image_size)
 
 
 def _write_split(folder: Path, split: str, image_size: int) -> None:

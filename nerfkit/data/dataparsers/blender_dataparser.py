@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from jaxtyping import Float
+from torch import Tensor
 
 from nerfkit.cameras.cameras import Cameras
 from nerfkit.configs.base_config import Target
@@ -102,6 +104,21 @@ def _frame_pose(frame: dict[str, Any], index: int, transforms_path: Path) -> lis
     return matrix
 
 
+def blender_cameras(poses: Float[Tensor, "num_cameras 4 4"], camera_angle_x: float, width: int, height: int) -> Cameras:
+    """Pinhole cameras sharing one horizontal field of view, centred principal point, square pixels."""
+    focal = 0.5 * width / math.tan(0.5 * camera_angle_x)
+    ones = torch.ones(len(poses))
+    return Cameras(
+        camera_to_worlds=poses[:, :3, :],
+        fx=ones * focal,
+        fy=ones * focal,
+        cx=ones * width / 2,
+        cy=ones * height / 2,
+        width=ones.long() * width,
+        height=ones.long() * height,
+    )
+
+
 class Blender(DataParser):
     """Reads the NeRF-synthetic Blender format; every frame shares the one field of view."""
 
@@ -124,17 +141,7 @@ class Blender(DataParser):
         # Only the header is read here; the dataset decodes the pixels, once.
         with open_image(image_filenames[0]) as first_image:
             width, height = first_image.size
-        focal = 0.5 * width / math.tan(0.5 * meta["camera_angle_x"])
-        ones = torch.ones(len(poses))
-        cameras = Cameras(
-            camera_to_worlds=torch.tensor(poses, dtype=torch.float32)[:, :3, :],
-            fx=ones * focal,
-            fy=ones * focal,
-            cx=ones * width / 2,
-            cy=ones * height / 2,
-            width=ones.long() * width,
-            height=ones.long() * height,
-        )
+        cameras = blender_cameras(torch.tensor(poses, dtype=torch.float32), meta["camera_angle_x"], width, height)
         return DataparserOutputs(
             image_filenames=image_filenames,
             cameras=cameras,
