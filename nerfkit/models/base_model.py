@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from jaxtyping import Float
 from torch import Tensor, nn
 
 from nerfkit.cameras.cameras import Cameras
@@ -15,6 +16,7 @@ from nerfkit.cameras.rays import RayBundle
 from nerfkit.configs.base_config import InstantiateConfig, Target
 from nerfkit.data.scene_box import SceneBox
 from nerfkit.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
+from nerfkit.errors import NerfkitError
 from nerfkit.kernels.backends import Backends
 
 
@@ -79,6 +81,25 @@ class Model(nn.Module):
 
     def forward(self, ray_bundle: RayBundle) -> dict[str, Tensor]:
         return self.get_outputs(ray_bundle)
+
+    def query_density(self, positions: Float[Tensor, "num_points 3"]) -> Float[Tensor, "num_points 1"]:
+        """Density at world positions, off any ray: what exports that sample space on a grid (meshes) read.
+
+        Optional, so a model that only renders rays still trains; such a model cannot be exported as a mesh.
+        """
+        raise self._not_queryable()
+
+    def query_colour(
+        self, positions: Float[Tensor, "num_points 3"], directions: Float[Tensor, "num_points 3"]
+    ) -> Float[Tensor, "num_points 3"]:
+        """Colour in [0, 1] that rays travelling along unit `directions` see at world positions."""
+        raise self._not_queryable()
+
+    def _not_queryable(self) -> NerfkitError:
+        return NerfkitError(
+            f"the {type(self).__name__} model cannot be queried at arbitrary points",
+            hint="implement Model.query_density and Model.query_colour in the model to export it as a mesh",
+        )
 
     def get_metrics_dict(self, outputs: dict[str, Tensor], batch: dict[str, Tensor]) -> dict[str, Tensor]:
         return {}

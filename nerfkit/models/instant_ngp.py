@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from jaxtyping import Float
 from torch import Tensor, nn
 
 from nerfkit.cameras.rays import RayBundle
@@ -74,17 +75,22 @@ class NGPModel(SinglePassOutputs, Model):
             self.config.sampler, self.scene_box, self.near_plane, self.far_plane, self.backends.occupancy_grid
         )
 
-    def density(self, positions: Tensor) -> Tensor:
+    def query_density(self, positions: Float[Tensor, "num_points 3"]) -> Float[Tensor, "num_points 1"]:
         return self.field.density(positions)[0]
+
+    def query_colour(
+        self, positions: Float[Tensor, "num_points 3"], directions: Float[Tensor, "num_points 3"]
+    ) -> Float[Tensor, "num_points 3"]:
+        return self.field(positions, directions)[1]
 
     def get_param_groups(self) -> dict[str, list[nn.Parameter]]:
         return {"fields": list(self.field.parameters())}
 
     def get_training_callbacks(self, attributes: TrainingCallbackAttributes) -> list[TrainingCallback]:
-        return [self.sampler.training_callback(self.density)]
+        return [self.sampler.training_callback(self.query_density)]
 
     def get_outputs(self, ray_bundle: RayBundle) -> dict[str, Tensor]:
-        ray_indices, t_starts, t_ends = self.sampler(ray_bundle, self.density)
+        ray_indices, t_starts, t_ends = self.sampler(ray_bundle, self.query_density)
         density, rgb = self.field(*sample_points(ray_bundle, ray_indices, t_starts, t_ends))
         background = background_for_rays(
             self.config.background_color, len(ray_bundle), self.training, ray_bundle.origins.device

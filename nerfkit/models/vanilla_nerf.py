@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+from jaxtyping import Float
 from torch import Tensor, nn
 
 from nerfkit.cameras.rays import RayBundle, RaySamples
@@ -88,6 +89,19 @@ class NeRFModel(Model):
 
     def get_param_groups(self) -> dict[str, list[nn.Parameter]]:
         return {"fields": list(self.parameters())}
+
+    @property
+    def queried_field(self) -> NeRFField:
+        """The field that renders the final image (the fine one), so exports see what renders show."""
+        return self.field_fine
+
+    def query_density(self, positions: Float[Tensor, "num_points 3"]) -> Float[Tensor, "num_points 1"]:
+        return self.queried_field.density(positions)[0]
+
+    def query_colour(
+        self, positions: Float[Tensor, "num_points 3"], directions: Float[Tensor, "num_points 3"]
+    ) -> Float[Tensor, "num_points 3"]:
+        return self.queried_field.query(positions, directions)[1]
 
     def _render(self, field: NeRFField, ray_samples: RaySamples) -> tuple[dict[str, Tensor], Tensor]:
         """One pass's outputs, and its sample weights for the next pass."""

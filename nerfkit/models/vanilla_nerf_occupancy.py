@@ -11,6 +11,7 @@ from nerfkit.cameras.rays import RayBundle
 from nerfkit.configs.base_config import Target
 from nerfkit.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
 from nerfkit.errors import NerfkitError
+from nerfkit.fields.vanilla_nerf_field import NeRFField
 from nerfkit.model_components.occupancy_sampling import (
     OccupancySampler,
     OccupancySamplerConfig,
@@ -49,17 +50,18 @@ class NeRFOccupancyModel(SinglePassOutputs, NeRFModel):
             self.config.sampler, self.scene_box, self.near_plane, self.far_plane, self.backends.occupancy_grid
         )
 
-    def density(self, positions: Tensor) -> Tensor:
-        return self.field.density(positions)[0]
+    @property
+    def queried_field(self) -> NeRFField:
+        return self.field
 
     def get_param_groups(self) -> dict[str, list[nn.Parameter]]:
         return {"fields": list(self.field.parameters())}
 
     def get_training_callbacks(self, attributes: TrainingCallbackAttributes) -> list[TrainingCallback]:
-        return [self.sampler.training_callback(self.density)]
+        return [self.sampler.training_callback(self.query_density)]
 
     def get_outputs(self, ray_bundle: RayBundle) -> dict[str, Tensor]:
-        ray_indices, t_starts, t_ends = self.sampler(ray_bundle, self.density)
+        ray_indices, t_starts, t_ends = self.sampler(ray_bundle, self.query_density)
         density, rgb = self.field.query(*sample_points(ray_bundle, ray_indices, t_starts, t_ends))
         background = background_for_rays(
             self.config.background_color, len(ray_bundle), self.training, ray_bundle.origins.device

@@ -1,0 +1,243 @@
+"""kit-export: turn a trained run into files other tools open.
+
+Examples: `kit-export pointcloud --load-config outputs/lego/vanilla-nerf/<timestamp> --num-points 200000`,
+`kit-export mesh --load-config <run folder> --resolution 256 --level 50 --format obj`,
+`kit-export cameras --load-config <run folder>/config.yml`.
+
+pointcloud renders the training pixels (in random order) and keeps one point per ray whose accumulation reaches
+--accumulation-threshold, at the ray's expected depth, inside the scene box: a binary PLY with red/green/blue.
+mesh samples the density on a --resolution^3 grid filling the scene box, runs marching cubes at density --level and
+colours each vertex as seen head-on from outside: a PLY or OBJ (with `v x y z r g b`). cameras writes the training
+cameras (image, 4x4 camera-to-world, fx, fy, cx, cy, width, height) and the scene box as JSON.
+
+Without --output-path the file goes to <run folder>/exports/ as pointcloud.ply, mesh.ply or mesh.obj, cameras.json.
+Arguments are checked before the run is loaded; a file appears only once complete, and nothing is written on error.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, ClassVar, Literal
+
+import tyro
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from nerfkit.engine.run_loading import LoadedRun, load_run
+from nerfkit.errors import NerfkitError
+from nerfkit.exporters.cameras import cameras_to_json
+from nerfkit.exporters.files import write_json, write_obj, write_ply
+from nerfkit.exporters.mesh import mesh_from_model
+from nerfkit.exporters.point_cloud import point_cloud_from_cameras
+from nerfkit.utils.cli import run_cli
+
+
+@dataclass
+class ExportConfig(ABC):
+    """What every export shares."""
+
+    load_config: Path
+    """The run's config.yml (or the run folder), as kit-train printed at the end of training."""
+    output_path: Path | None = None
+    """The file to write; default <run folder>/exports/pointcloud.ply, mesh.ply (or .obj) or cameras.json."""
+    debug: bool = False
+    """Show the full traceback of errors (NERFKIT_DEBUG=1 does too)."""
+
+    stem: ClassVar[str]
+    """The default file's name, without its suffix."""
+
+    @abstractmethod
+    def suffix(self) -> str:
+        """The file's suffix, which tells viewers its format."""
+
+    def check(self) -> None:
+        """Rejects arguments that tyro's types let through, before anything is loaded."""
+        if self.output_path is None:
+            return
+        if self.output_path.suffix.lower() != self.suffix():
+            raise NerfkitError(
+                f"--output-path {self.output_path}: this export is written as {self.suffix()}",
+                hint=f"name a {self.suffix()} file",
+            )
+        if self.output_path.is_dir():
+            raise NerfkitError(f"--output-path {self.output_path} is a folder", hint=f"name a {self.suffix()} file")
+
+    def load(self, console: Console) -> LoadedRun:
+        # The cameras do not depend on the weights, so any checkpoint and the CPU do.
+        return load_run(self.load_config, device_type="cpu", console=console)
+
+    def output(self, run: LoadedRun) -> Path:
+        return self.output_path or run.run_dir / "exports" / f"{self.stem}{self.suffix()}"
+
+    @abstractmethod
+    def export(self, run: LoadedRun, path: Path, console: Console) -> str:
+        """Writes the export to `path`; returns what was written, in words."""
+
+
+@dataclass
+class ModelExport(ExportConfig):
+    """What the exports that query the trained model share."""
+
+    load_step: int | None = None
+    """Export this step's checkpoint instead of the latest one."""
+    device_type: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where to run the model; auto takes the GPU when torch sees one."""
+    ascii: bool = False
+    """Write PLY as text instead of binary: larger and slower to read, but readable by eye."""
+
+    def load(self, console: Console) -> LoadedRun:
+        return load_run(self.load_config, load_step=self.load_step, device_type=self.device_type, console=console)
+
+
+def check_at_least(flag: str, value: int, minimum: int) -> None:
+    if value < minimum:
+        raise NerfkitError(f"{flag} {value}: it must be at least {minimum}")
+
+
+def progress_bar(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+@dataclass
+class PointCloudExport(ModelExport):
+    """A coloured point cloud (PLY) from rays through the training pixels."""
+
+    num_points: int = 1_000_000
+    """Points to write: a random sample of those that pass; fewer when not that many pass."""
+    accumulation_threshold: float = 0.5
+    """Keep only rays at least this opaque (accumulation in [0, 1]); lower keeps fainter matter and more floaters."""
+    num_rays_per_batch: int = 32768
+    """Rays rendered at once; lower it if rendering runs out of memory."""
+    seed: int = 0
+    """Seed of the random order of the pixels, hence of which points are kept."""
+
+    stem: ClassVar[str] = "pointcloud"
+
+    def suffix(self) -> str:
+        return ".ply"
+
+    def check(self) -> None:
+        super().check()
+        check_at_least("--num-points", self.num_points, 1)
+        check_at_least("--num-rays-per-batch", self.num_rays_per_batch, 1)
+        if not 0.0 <= self.accumulation_threshold <= 1.0:
+            raise NerfkitError(f"--accumulation-threshold {self.accumulation_threshold}: it must be between 0 and 1")
+
+    def export(self, run: LoadedRun, path: Path, console: Console) -> str:
+        datamanager = run.pipeline.datamanager
+        with progress_bar(console) as progress:
+            task = progress.add_task("points", total=self.num_points)
+            cloud = point_cloud_from_cameras(
+                run.pipeline.model,
+                datamanager.train_cameras,
+                datamanager.train_dataparser_outputs.scene_box,
+                num_points=self.num_points,
+                accumulation_threshold=self.accumulation_threshold,
+                num_rays_per_batch=self.num_rays_per_batch,
+                seed=self.seed,
+                advance=lambda count: progress.advance(task, count),
+            )
+        if len(cloud) == 0:
+            raise NerfkitError(
+                f"no ray reaches accumulation {self.accumulation_threshold:g} inside the scene box",
+                hint="lower --accumulation-threshold, or train the run longer",
+            )
+        write_ply(path, cloud.positions, cloud.colours, ascii=self.ascii)
+        if len(cloud) < self.num_points:
+            console.print(f"note: only {len(cloud):,} of the {self.num_points:,} points asked for pass the threshold")
+        return f"a point cloud of {len(cloud):,} points"
+
+
+@dataclass
+class MeshExport(ModelExport):
+    """A coloured triangle mesh (PLY or OBJ) of the surface where the density crosses a level."""
+
+    resolution: int = 256
+    """Grid points along each side of the scene box; the cost grows with its cube."""
+    level: float = 25.0
+    """The density (per scene unit) of the surface: higher keeps only denser matter, lower wraps faint haze too."""
+    format: Literal["ply", "obj"] = "ply"
+    """File format: PLY (binary unless --ascii) or OBJ (text, with `v x y z r g b` vertex colours)."""
+    num_points_per_batch: int = 65536
+    """Points whose density or colour is queried at once; lower it if querying runs out of memory."""
+
+    stem: ClassVar[str] = "mesh"
+
+    def suffix(self) -> str:
+        return f".{self.format}"
+
+    def check(self) -> None:
+        super().check()
+        check_at_least("--resolution", self.resolution, 2)
+        check_at_least("--num-points-per-batch", self.num_points_per_batch, 1)
+
+    def export(self, run: LoadedRun, path: Path, console: Console) -> str:
+        with progress_bar(console) as progress:
+            task = progress.add_task("density grid", total=self.resolution**3)
+            mesh = mesh_from_model(
+                run.pipeline.model,
+                run.pipeline.datamanager.train_dataparser_outputs.scene_box,
+                resolution=self.resolution,
+                level=self.level,
+                num_points_per_batch=self.num_points_per_batch,
+                advance=lambda count: progress.advance(task, count),
+            )
+        if self.format == "obj":
+            write_obj(path, mesh.vertices, mesh.colours, mesh.faces)
+        else:
+            write_ply(path, mesh.vertices, mesh.colours, mesh.faces, ascii=self.ascii)
+        return f"a mesh of {len(mesh.vertices):,} vertices and {len(mesh.faces):,} triangles"
+
+
+@dataclass
+class CamerasExport(ExportConfig):
+    """The training cameras and the scene box (JSON)."""
+
+    stem: ClassVar[str] = "cameras"
+
+    def suffix(self) -> str:
+        return ".json"
+
+    def export(self, run: LoadedRun, path: Path, console: Console) -> str:
+        outputs = run.pipeline.datamanager.train_dataparser_outputs
+        write_json(
+            path, cameras_to_json(run.pipeline.datamanager.train_cameras, outputs.image_filenames, outputs.scene_box)
+        )
+        return f"{len(outputs.image_filenames)} training cameras"
+
+
+Command = (
+    Annotated[PointCloudExport, tyro.conf.subcommand("pointcloud")]
+    | Annotated[MeshExport, tyro.conf.subcommand("mesh")]
+    | Annotated[CamerasExport, tyro.conf.subcommand("cameras")]
+)
+
+
+def main(argv: list[str]) -> int:
+    config = tyro.cli(Command, args=argv, prog="kit-export", description=__doc__)
+    config.check()
+    console = Console(highlight=False, markup=False, soft_wrap=True)
+    run = config.load(Console(stderr=True))
+    path = config.output(run)
+    console.print(f"exporting {run.checkpoint} ...")
+    written = config.export(run, path, console)
+    console.print(f"wrote {written} to {path}")
+    return 0
+
+
+def entrypoint() -> None:
+    run_cli(main)
+
+
+if __name__ == "__main__":
+    entrypoint()
