@@ -23,7 +23,6 @@ from typing import Annotated, ClassVar, Literal
 
 import tyro
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from nerfkit.engine.run_loading import LoadedRun, load_run
 from nerfkit.errors import NerfkitError
@@ -32,6 +31,7 @@ from nerfkit.exporters.files import write_json, write_obj, write_ply
 from nerfkit.exporters.mesh import mesh_from_model
 from nerfkit.exporters.point_cloud import point_cloud_from_cameras
 from nerfkit.utils.cli import run_cli
+from nerfkit.utils.progress import work_progress
 
 
 @dataclass
@@ -96,18 +96,6 @@ def check_at_least(flag: str, value: int, minimum: int) -> None:
         raise NerfkitError(f"{flag} {value}: it must be at least {minimum}")
 
 
-def progress_bar(console: Console) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        console=console,
-    )
-
-
 @dataclass
 class PointCloudExport(ModelExport):
     """A coloured point cloud (PLY) from rays through the training pixels."""
@@ -135,7 +123,7 @@ class PointCloudExport(ModelExport):
 
     def export(self, run: LoadedRun, path: Path, console: Console) -> str:
         datamanager = run.pipeline.datamanager
-        with progress_bar(console) as progress:
+        with work_progress(console) as progress:
             task = progress.add_task("points", total=self.num_points)
             cloud = point_cloud_from_cameras(
                 run.pipeline.model,
@@ -182,7 +170,7 @@ class MeshExport(ModelExport):
         check_at_least("--num-points-per-batch", self.num_points_per_batch, 1)
 
     def export(self, run: LoadedRun, path: Path, console: Console) -> str:
-        with progress_bar(console) as progress:
+        with work_progress(console) as progress:
             task = progress.add_task("density grid", total=self.resolution**3)
             mesh = mesh_from_model(
                 run.pipeline.model,

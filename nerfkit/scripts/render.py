@@ -29,7 +29,6 @@ import torch
 import tyro
 from jaxtyping import UInt8
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import Tensor
 
 from nerfkit.cameras.camera_paths import (
@@ -49,6 +48,7 @@ from nerfkit.models.base_model import Model
 from nerfkit.pipelines.base_pipeline import VanillaPipeline, evaluating
 from nerfkit.utils.cli import run_cli
 from nerfkit.utils.colormaps import apply_depth_colormap
+from nerfkit.utils.progress import work_progress
 
 DEFAULT_FPS = 24.0
 DEFAULT_ORBIT_SECONDS = 5.0
@@ -349,19 +349,6 @@ def frame_writer(path: Path, fps: float) -> Iterator[Callable[[Frame], None]]:
     yield lambda frame: imageio.imwrite(path / FRAME_NAME.format(next(counter)), frame)
 
 
-def render_progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("[bold]render"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("frames"),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        console=console,
-    )
-
-
 def render(config: RenderConfig, console: Console) -> Path:
     """Renders the config's camera path; returns where the frames went."""
     config.check()
@@ -380,8 +367,8 @@ def render(config: RenderConfig, console: Console) -> Path:
         raise NerfkitError(f"--downscale-factor {config.downscale_factor:g} leaves frames without pixels")
     model = run.pipeline.model
     depth_range = (config.depth_near, config.depth_far)
-    with evaluating(model), render_progress(console) as progress:
-        task = progress.add_task("render", total=len(cameras))
+    with evaluating(model), work_progress(console) as progress:
+        task = progress.add_task("render frames", total=len(cameras))
         frames = (
             render_frame(model, cameras, i, config.rendered_output_names, depth_range) for i in range(len(cameras))
         )

@@ -1,4 +1,4 @@
-"""The training progress bar: step, loss, train rays/s and time left."""
+"""Progress bars: training (step, loss, train rays/s, time left) and counted work such as frames or points."""
 
 from __future__ import annotations
 
@@ -18,4 +18,17 @@ def training_progress(console: Console) -> Progress:
         TimeRemainingColumn(),
         console=console,
         transient=False,
+    )
+
+
+def work_progress(console: Console) -> Progress:
+    """A bar for a known amount of work named by its task's description (frames rendered, points exported)."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=console,
     )
