@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from nerfkit.data.datamanagers.vanilla_datamanager import VanillaDataManagerConf
 from nerfkit.data.dataparsers.blender_dataparser import BlenderDataParserConfig
 from nerfkit.engine.checkpoints import list_checkpoints
 from nerfkit.plugins.registry import get_registry
+from nerfkit.scripts.eval import main as kit_eval
 from nerfkit.scripts.train import parse_args, train
 
 STEPS = 600
@@ -170,3 +172,17 @@ def test_wandb_logs_offline_without_credentials(
     assert list(offline_run.glob("*.wandb"))
     logged_images = {path.name.split("_")[0] for path in (offline_run / "files/media/images/eval").glob("*.png")}
     assert logged_images == {"img", "depth", "accumulation"}
+
+
+def test_kit_eval_reproduces_the_psnr_training_logged(trained: Path, tmp_path: Path) -> None:
+    """A vanilla-nerf run of 600 steps on lego at 1/8, scored by kit-eval on the val split at its last checkpoint,
+    gives the mean PSNR the trainer logged for the same images and step."""
+    report_path = tmp_path / "metrics.json"
+    assert (
+        kit_eval(["--load-config", str(trained / "config.yml"), "--split", "val", "--output-path", str(report_path)])
+        == 0
+    )
+    report = json.loads(report_path.read_text())
+    assert report["method"] == "vanilla-nerf" and report["checkpoint_step"] == STEPS and report["num_images"] == 5
+    logged = scalars(trained)["eval/all_images/psnr"][STEPS]
+    assert report["psnr"] == pytest.approx(logged, abs=1e-4)
