@@ -106,8 +106,12 @@ def assert_same_training(run_dir: Path, reference: Path) -> None:
         assert ours[step] == pytest.approx(theirs[step], abs=1e-6), f"loss differs at step {step}"
     weights, expected = final_weights(run_dir), final_weights(reference)
     assert weights.keys() == expected.keys()
+    # Not bit-exact: MKL's matrix products may round the last bit differently depending on how buffers are aligned,
+    # and Adam (eps 1e-15) lifts such a difference in a hash-grid entry with a tiny gradient to about 1e-6 in 12
+    # steps (seen in CI on a loaded machine: 1.6e-6 in one of 32,768 entries, 6e-8 in the MLPs). A resume that lost
+    # optimizer, scheduler or random state differs by 1e-3 or more.
     for name in expected:
-        torch.testing.assert_close(weights[name], expected[name], rtol=0, atol=1e-6, msg=name)
+        torch.testing.assert_close(weights[name], expected[name], rtol=0, atol=1e-5, msg=name)
 
 
 @pytest.mark.parametrize("method", list(METHOD_FLAGS))

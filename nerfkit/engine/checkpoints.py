@@ -37,17 +37,17 @@ def list_checkpoints(model_dir: Path) -> dict[int, Path]:
     return {step: found[step] for step in sorted(step for step in found if step is not None)}
 
 
-def find_checkpoint(load_dir: Path, load_step: int | None = None) -> Path:
-    """The checkpoint to resume from: `load_step`'s, or the latest."""
+def find_checkpoint(load_dir: Path, load_step: int | None = None, named_by: str = "--load-dir") -> Path:
+    """The checkpoint to load: `load_step`'s, or the latest. `named_by` says in messages where the folder came from."""
     if not load_dir.is_dir():
         raise NerfkitError(
-            f"--load-dir {load_dir} is not a folder",
+            f"{named_by} {load_dir} is not a folder",
             hint="pass the run's nerfkit_models folder, or use --resume with the run folder",
         )
     checkpoints = list_checkpoints(load_dir)
     if not checkpoints:
         raise NerfkitError(
-            f"--load-dir {load_dir} holds no checkpoints (files named step-<9 digits>.ckpt)",
+            f"{named_by} {load_dir} holds no checkpoints (files named step-<9 digits>.ckpt)",
             hint="check the path; a run writes its checkpoints into <run>/nerfkit_models",
         )
     if load_step is None:

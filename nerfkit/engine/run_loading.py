@@ -69,7 +69,7 @@ def load_run(
     if eval_num_rays_per_chunk is not None:
         model = dataclasses.replace(config.pipeline.model, eval_num_rays_per_chunk=eval_num_rays_per_chunk)
         config = dataclasses.replace(config, pipeline=dataclasses.replace(config.pipeline, model=model))
-    checkpoint = find_checkpoint(run_dir / config.relative_model_dir, load_step)
+    checkpoint = find_checkpoint(run_dir / config.relative_model_dir, load_step, named_by="the run's checkpoint folder")
     state = load_checkpoint(checkpoint)
     device = resolve_device(device_type, 0)
     backends = resolve_backends(config.machine.kernels, device)
