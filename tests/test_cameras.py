@@ -1,11 +1,17 @@
-"""Ray generation checked against rays worked out by hand."""
+"""Ray generation checked against rays worked out by hand, and against points projected through lens distortion."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import pytest
 import torch
+from test_distortion import FISHEYE_LENSES, OPENCV_LENSES, reference_fisheye, reference_opencv
 
 from nerfkit.cameras.cameras import Cameras
+from nerfkit.cameras.distortion import CameraModel, distortion_params
 from nerfkit.cameras.rays import RayBundle
+from nerfkit.errors import NerfkitError
 
 # A 100x80 image, focal 100 px, principal point at the image centre.
 FOCAL, WIDTH, HEIGHT = 100.0, 100, 80
@@ -14,7 +20,9 @@ IDENTITY = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]]
 ROTATED = [[0.0, 0.0, 1.0, 1.0], [0.0, 1.0, 0.0, 2.0], [-1.0, 0.0, 0.0, 3.0]]
 
 
-def make_cameras(*poses: list[list[float]]) -> Cameras:
+def make_cameras(
+    *poses: list[list[float]], lens: dict[str, float] | None = None, model: CameraModel = "PINHOLE"
+) -> Cameras:
     num = len(poses)
     return Cameras(
         camera_to_worlds=torch.tensor(poses),
@@ -24,6 +32,8 @@ def make_cameras(*poses: list[list[float]]) -> Cameras:
         cy=torch.full((num,), HEIGHT / 2),
         width=torch.full((num,), WIDTH),
         height=torch.full((num,), HEIGHT),
+        distortion_params=None if lens is None else distortion_params(**lens).expand(num, 6),
+        camera_model=model,
     )
 
 
@@ -92,3 +102,70 @@ def test_rescale_output_resolution_keeps_rays() -> None:
     full_rays = rays_at(cameras, 1, (12.0, 70.0))
     half_rays = rays_at(half, 1, (6.0, 35.0))
     torch.testing.assert_close(half_rays.directions, full_rays.directions)
+
+
+DISTORTED = [("OPENCV", lens) for lens in OPENCV_LENSES] + [("OPENCV_FISHEYE", lens) for lens in FISHEYE_LENSES]
+# Camera-space points (OpenGL axes) in front of the camera, up to about 50 degrees off axis.
+CAMERA_POINTS = [(0.0, 0.0, -2.0), (0.3, -0.2, -1.0), (-1.0, 0.6, -1.5), (0.9, 0.9, -1.2), (-0.4, -0.7, -3.0)]
+
+
+def project_to_pixel(point: tuple[float, float, float], model: str, lens: dict[str, float]) -> tuple[float, float]:
+    """Pixel of a camera-space point by the distortion formulas, in OpenCV image axes (y down)."""
+    x, y, z = point
+    distort = reference_fisheye if model == "OPENCV_FISHEYE" else reference_opencv
+    xd, yd = distort(x / -z, y / z, **lens)
+    return FOCAL * xd + WIDTH / 2, FOCAL * yd + HEIGHT / 2
+
+
+@pytest.mark.parametrize(("model", "lens"), DISTORTED)
+def test_distorted_rays_pass_through_projected_points(model: CameraModel, lens: dict[str, float]) -> None:
+    cameras = make_cameras(IDENTITY, ROTATED, lens=lens, model=model)
+    camera_points = torch.tensor(CAMERA_POINTS)
+    c2w = cameras.camera_to_worlds[1]
+    world_points = camera_points @ c2w[:, :3].T + c2w[:, 3]
+    rays = rays_at(cameras, 1, *(project_to_pixel(point, model, lens) for point in CAMERA_POINTS))
+    towards_points = torch.nn.functional.normalize(world_points - rays.origins, dim=-1)
+    torch.testing.assert_close(rays.directions, towards_points, atol=1e-5, rtol=0)
+
+
+def test_pinhole_rays_are_bit_identical_to_the_plain_formula() -> None:
+    cameras = make_cameras(IDENTITY, ROTATED)
+    pixels = torch.rand(256, 2, generator=torch.Generator().manual_seed(0)) * torch.tensor([WIDTH, HEIGHT])
+    indices = torch.arange(256) % 2
+    fx, fy, cx, cy = (getattr(cameras, name)[indices] for name in ("fx", "fy", "cx", "cy"))
+    camera_directions = torch.stack([(pixels[:, 0] - cx) / fx, -(pixels[:, 1] - cy) / fy, -torch.ones_like(fx)], dim=-1)
+    c2w = cameras.camera_to_worlds[indices]
+    expected = torch.nn.functional.normalize(torch.einsum("nij,nj->ni", c2w[:, :, :3], camera_directions), dim=-1)
+    assert torch.equal(cameras.generate_rays(indices, pixels).directions, expected)
+    # PINHOLE ignores distortion parameters.
+    ignored = make_cameras(IDENTITY, ROTATED, lens=OPENCV_LENSES[0])
+    assert torch.equal(ignored.generate_rays(indices, pixels).directions, expected)
+
+
+@pytest.mark.parametrize(("model", "lens"), DISTORTED)
+def test_rescaled_distorted_cameras_keep_rays(model: CameraModel, lens: dict[str, float]) -> None:
+    cameras = make_cameras(IDENTITY, ROTATED, lens=lens, model=model)
+    half = cameras.rescale_output_resolution(0.5)
+    assert half.camera_model == model
+    assert half.distortion_params is not None and torch.equal(half.distortion_params, cameras.distortion_params)
+    torch.testing.assert_close(rays_at(half, 1, (6.0, 35.0)).directions, rays_at(cameras, 1, (12.0, 70.0)).directions)
+
+
+def test_indexing_and_moving_keep_distortion() -> None:
+    lenses = torch.stack([distortion_params(**lens) for lens in OPENCV_LENSES])
+    cameras = replace(make_cameras(IDENTITY, ROTATED, model="OPENCV"), distortion_params=lenses)
+    second = cameras[1].to("meta")
+    assert second.camera_model == "OPENCV"
+    assert second.distortion_params is not None and second.distortion_params.device.type == "meta"
+    assert torch.equal(cameras[1].distortion_params, lenses[1:])
+    assert cameras[torch.tensor([1, 0])].distortion_params.shape == (2, 6)
+
+
+def test_unknown_camera_model_names_the_field() -> None:
+    with pytest.raises(NerfkitError, match="camera_model"):
+        make_cameras(IDENTITY, model="EQUIRECTANGULAR")  # type: ignore[arg-type]
+
+
+def test_distortion_params_must_have_one_row_per_camera() -> None:
+    with pytest.raises(ValueError, match="distortion_params"):
+        replace(make_cameras(IDENTITY, ROTATED), distortion_params=torch.zeros(3, 6))

@@ -182,7 +182,8 @@ def interpolate_poses(
 def interpolate_cameras(cameras: Cameras, num_frames: int, closed: bool = False) -> Cameras:
     """Cameras along a smooth path through `cameras`, zooming smoothly between their focal lengths.
 
-    The principal point and image size are the first camera's: a path renders at one resolution.
+    The principal point and image size are the first camera's: a path renders at one resolution. Paths render through
+    an undistorted pinhole lens, whatever lens the keyframes had.
     """
     focal = torch.stack([cameras.fx, cameras.fy], dim=-1).double().log()
     focal = spline_through_keys(focal, num_frames, closed=closed).exp().to(cameras.fx.dtype)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,14 @@ from torch import Tensor
 from nerfkit.cameras.cameras import Cameras
 from nerfkit.configs.base_config import Target
 from nerfkit.data.dataparsers.base_dataparser import DataParser, DataParserConfig, DataparserOutputs, Split
+from nerfkit.data.dataparsers.transforms_json import (
+    check_data_folder,
+    frame_image_path,
+    frame_list,
+    frame_pose,
+    is_number,
+    load_json_object,
+)
 from nerfkit.data.datasets import open_image
 from nerfkit.data.scene_box import SceneBox
 from nerfkit.errors import NerfkitError
@@ -40,68 +47,17 @@ class BlenderDataParserConfig(DataParserConfig):
     """Distance from the camera where the scene ends."""
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _load_transforms(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise NerfkitError(f"Transforms file {path} not found.", FORMAT_HINT + " Check --data and the split.")
-    try:
-        meta = json.loads(path.read_bytes())
-    except json.JSONDecodeError as error:
-        raise NerfkitError(
-            f"{path} is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}.",
-            "Fix the file, or re-export it from Blender.",
-        ) from error
-    except UnicodeDecodeError as error:
-        raise NerfkitError(f"{path} is not valid JSON: it is not UTF-8 text.", FORMAT_HINT) from error
-    if not isinstance(meta, dict):
-        raise NerfkitError(f"{path}: the top level is a {type(meta).__name__}, not an object.", FORMAT_HINT)
-    for key in ("camera_angle_x", "frames"):
-        if key not in meta:
-            raise NerfkitError(f"{path} lacks the field '{key}'.", FORMAT_HINT)
-    if not (_is_number(meta["camera_angle_x"]) and 0 < meta["camera_angle_x"] < math.pi):
+    meta = load_json_object(path, FORMAT_HINT)
+    if "camera_angle_x" not in meta:
+        raise NerfkitError(f"{path} lacks the field 'camera_angle_x'.", FORMAT_HINT)
+    if not (is_number(meta["camera_angle_x"]) and 0 < meta["camera_angle_x"] < math.pi):
         raise NerfkitError(
             f"{path}: camera_angle_x is {meta['camera_angle_x']!r}.",
             "camera_angle_x is the horizontal field of view in radians, a number between 0 and pi.",
         )
-    if not isinstance(meta["frames"], list) or not meta["frames"]:
-        raise NerfkitError(f"{path}: 'frames' is empty or not a list.", "List at least one frame in 'frames'.")
+    frame_list(meta, path, FORMAT_HINT)
     return meta
-
-
-def _frame_image_path(data: Path, frame: Any, index: int, transforms_path: Path) -> Path:
-    if not isinstance(frame, dict) or not isinstance(frame.get("file_path"), str):
-        raise NerfkitError(
-            f"{transforms_path}: frames[{index}].file_path is missing or not a string.",
-            "Each frame needs a file_path relative to the dataset folder, e.g. ./train/r_0.",
-        )
-    path = data / frame["file_path"]
-    # The original format names images without their extension.
-    if not path.suffix:
-        path = path.with_suffix(".png")
-    if not path.is_file():
-        raise NerfkitError(
-            f"Image {path}, named by frames[{index}].file_path in {transforms_path}, not found.",
-            "Restore the image, or remove its frame from the transforms file.",
-        )
-    return path
-
-
-def _frame_pose(frame: dict[str, Any], index: int, transforms_path: Path) -> list[list[float]]:
-    matrix = frame.get("transform_matrix")
-    is_4x4 = (
-        isinstance(matrix, list)
-        and len(matrix) == 4
-        and all(isinstance(row, list) and len(row) == 4 and all(_is_number(v) for v in row) for row in matrix)
-    )
-    if not is_4x4:
-        raise NerfkitError(
-            f"{transforms_path}: frames[{index}].transform_matrix is missing or not a 4x4 matrix of numbers.",
-            "Each frame needs its 4x4 camera-to-world matrix (OpenGL convention) as a list of four rows.",
-        )
-    return matrix
 
 
 def blender_cameras(poses: Float[Tensor, "num_cameras 4 4"], camera_angle_x: float, width: int, height: int) -> Cameras:
@@ -125,19 +81,14 @@ class Blender(DataParser):
     config: BlenderDataParserConfig
 
     def get_dataparser_outputs(self, split: Split = "train") -> DataparserOutputs:
-        data = self.config.data
-        if data is None:
-            raise NerfkitError("No dataset folder is set (field data).", "Point --data at the dataset folder.")
-        if not data.is_dir():
-            problem = "is not a directory" if data.exists() else "does not exist"
-            raise NerfkitError(f"Dataset folder {data} (field data) {problem}.", "Point --data at the dataset folder.")
+        data = check_data_folder(self.config.data)
         transforms_path = data / f"transforms_{split}.json"
         meta = _load_transforms(transforms_path)
         image_filenames: list[Path] = []
         poses: list[list[list[float]]] = []
         for index, frame in enumerate(meta["frames"]):
-            image_filenames.append(_frame_image_path(data, frame, index, transforms_path))
-            poses.append(_frame_pose(frame, index, transforms_path))
+            image_filenames.append(frame_image_path(data, frame, index, transforms_path))
+            poses.append(frame_pose(frame, index, transforms_path))
         # Only the header is read here; the dataset decodes the pixels, once.
         with open_image(image_filenames[0]) as first_image:
             width, height = first_image.size
