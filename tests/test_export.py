@@ -283,6 +283,7 @@ def test_cameras_command_round_trips_the_training_cameras(
     torch.testing.assert_close(matrices[:, 3], torch.tensor([0.0, 0.0, 0.0, 1.0]).expand(len(frames), 4))
     for name in ("fx", "fy", "cx", "cy", "width", "height"):
         torch.testing.assert_close(torch.tensor([frame[name] for frame in frames]), getattr(cameras, name))
+    assert all(frame["camera_model"] == "PINHOLE" and frame["distortion_params"] == [0.0] * 6 for frame in frames)
     assert exported["scene_box"] == {"min": [-1.5] * 3, "max": [1.5] * 3}
 
 

@@ -15,8 +15,8 @@ CONVENTION = "opengl: the camera looks down its -z axis, +y up, +x right; camera
 
 
 def cameras_to_json(cameras: Cameras, image_filenames: list[Path], scene_box: SceneBox) -> dict[str, Any]:
-    """Per camera its image, 4x4 camera-to-world matrix and pinhole intrinsics in pixels of the resolution it was
-    trained at; and the scene box, which bounds what the model learnt."""
+    """Per camera its image, 4x4 camera-to-world matrix, intrinsics in pixels of the resolution it was trained at and
+    lens (model and [k1, k2, k3, k4, p1, p2], zeros for a pinhole); and the scene box, which bounds what it learnt."""
     bottom_row = torch.tensor([[0.0, 0.0, 0.0, 1.0]])
     frames = [
         {
@@ -28,6 +28,10 @@ def cameras_to_json(cameras: Cameras, image_filenames: list[Path], scene_box: Sc
             "cy": float(cameras.cy[index]),
             "width": int(cameras.width[index]),
             "height": int(cameras.height[index]),
+            "camera_model": cameras.camera_model,
+            "distortion_params": [0.0] * 6
+            if cameras.distortion_params is None
+            else cameras.distortion_params[index].tolist(),
         }
         for index, filename in enumerate(image_filenames)
     ]
