@@ -6,21 +6,15 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from jaxtyping import Float
-from torch import Tensor, nn
+from torch import Tensor
 
-from nerfkit.cameras.rays import RayBundle
 from nerfkit.configs.base_config import Target
-from nerfkit.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
-from nerfkit.errors import NerfkitError
 from nerfkit.fields.ngp_field import NGPField
 from nerfkit.model_components.occupancy_sampling import (
-    OccupancySampler,
     OccupancySamplerConfig,
-    render_packed,
-    sample_points,
 )
-from nerfkit.model_components.renderers import background_for_rays
 from nerfkit.models.base_model import Model, ModelConfig
+from nerfkit.models.occupancy_grid_model import OccupancyGridRendering
 from nerfkit.models.single_pass import SinglePassOutputs
 
 
@@ -49,17 +43,12 @@ class InstantNGPModelConfig(ModelConfig):
     """Colour behind the scene; random (per ray, in training) teaches transparent pixels to stay empty."""
 
 
-class NGPModel(SinglePassOutputs, Model):
+class NGPModel(OccupancyGridRendering, SinglePassOutputs, Model):
     """Packed samples from the occupancy grid, rendered with the kernels layer's volume rendering."""
 
     config: InstantNGPModelConfig
 
     def populate_modules(self) -> None:
-        if self.near_plane is None or self.far_plane is None:
-            raise NerfkitError(
-                "instant-ngp needs a near and a far plane",
-                hint="set --pipeline.model.near-plane and --pipeline.model.far-plane",
-            )
         self.field = NGPField(
             self.scene_box.aabb,
             self.backends,
@@ -71,9 +60,7 @@ class NGPModel(SinglePassOutputs, Model):
             hidden_dim=self.config.hidden_dim,
             hidden_dim_color=self.config.hidden_dim_color,
         )
-        self.sampler = OccupancySampler(
-            self.config.sampler, self.scene_box, self.near_plane, self.far_plane, self.backends.occupancy_grid
-        )
+        self.sampler = self.make_occupancy_sampler("instant-ngp")
 
     def query_density(self, positions: Float[Tensor, "num_points 3"]) -> Float[Tensor, "num_points 1"]:
         return self.field.density(positions)[0]
@@ -83,18 +70,7 @@ class NGPModel(SinglePassOutputs, Model):
     ) -> Float[Tensor, "num_points 3"]:
         return self.field(positions, directions)[1]
 
-    def get_param_groups(self) -> dict[str, list[nn.Parameter]]:
-        return {"fields": list(self.field.parameters())}
-
-    def get_training_callbacks(self, attributes: TrainingCallbackAttributes) -> list[TrainingCallback]:
-        return [self.sampler.training_callback(self.query_density)]
-
-    def get_outputs(self, ray_bundle: RayBundle) -> dict[str, Tensor]:
-        ray_indices, t_starts, t_ends = self.sampler(ray_bundle, self.query_density)
-        density, rgb = self.field(*sample_points(ray_bundle, ray_indices, t_starts, t_ends))
-        background = background_for_rays(
-            self.config.background_color, len(ray_bundle), self.training, ray_bundle.origins.device
-        )
-        return render_packed(
-            density, rgb, ray_indices, t_starts, t_ends, background, backend=self.backends.volume_rendering
-        )
+    def field_outputs(
+        self, positions: Float[Tensor, "num_samples 3"], directions: Float[Tensor, "num_samples 3"]
+    ) -> tuple[Float[Tensor, "num_samples 1"], Float[Tensor, "num_samples 3"]]:
+        return self.field(positions, directions)

@@ -1,0 +1,50 @@
+"""What every model that samples through an occupancy grid shares: the sampler, its update callback, one field
+evaluation per packed sample and packed volume rendering. A model supplies `field`, `query_density` and
+`field_outputs`; its config supplies `sampler` and `background_color`."""
+
+from __future__ import annotations
+
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from nerfkit.cameras.rays import RayBundle
+from nerfkit.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
+from nerfkit.errors import NerfkitError
+from nerfkit.model_components.occupancy_sampling import OccupancySampler, render_packed, sample_points
+from nerfkit.model_components.renderers import background_for_rays
+
+
+class OccupancyGridRendering:
+    """Mixin for `Model` subclasses; put it before the model base so its methods win."""
+
+    def make_occupancy_sampler(self, method: str) -> OccupancySampler:
+        if self.near_plane is None or self.far_plane is None:
+            raise NerfkitError(
+                f"{method} needs a near and a far plane",
+                hint="set --pipeline.model.near-plane and --pipeline.model.far-plane",
+            )
+        return OccupancySampler(
+            self.config.sampler, self.scene_box, self.near_plane, self.far_plane, self.backends.occupancy_grid
+        )
+
+    def field_outputs(
+        self, positions: Float[Tensor, "num_samples 3"], directions: Float[Tensor, "num_samples 3"]
+    ) -> tuple[Float[Tensor, "num_samples 1"], Float[Tensor, "num_samples 3"]]:
+        """Density and colour of the packed samples."""
+        raise NotImplementedError
+
+    def get_param_groups(self) -> dict[str, list[nn.Parameter]]:
+        return {"fields": list(self.field.parameters())}
+
+    def get_training_callbacks(self, attributes: TrainingCallbackAttributes) -> list[TrainingCallback]:
+        return [self.sampler.training_callback(self.query_density)]
+
+    def get_outputs(self, ray_bundle: RayBundle) -> dict[str, Tensor]:
+        ray_indices, t_starts, t_ends = self.sampler(ray_bundle, self.query_density)
+        density, rgb = self.field_outputs(*sample_points(ray_bundle, ray_indices, t_starts, t_ends))
+        background = background_for_rays(
+            self.config.background_color, len(ray_bundle), self.training, ray_bundle.origins.device
+        )
+        return render_packed(
+            density, rgb, ray_indices, t_starts, t_ends, background, backend=self.backends.volume_rendering
+        )
