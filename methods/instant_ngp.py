@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from nerfkit.data.datamanagers.vanilla_datamanager import VanillaDataManagerConfig
-from nerfkit.data.dataparsers.blender_dataparser import BlenderDataParserConfig
+from nerfkit.data.dataparsers.scene_dataparser import SceneDataParserConfig
 from nerfkit.engine.optimizers import AdamOptimizerConfig, ParamGroupConfig
 from nerfkit.engine.schedulers import ExponentialDecaySchedulerConfig
 from nerfkit.engine.trainer import TrainerConfig
@@ -25,7 +25,7 @@ instant_ngp = MethodSpecification(
             # The first batch starts small: before the occupancy grid has warmed up every ray holds hundreds of
             # samples, and the dynamic batch grows it towards target_num_samples within a few steps.
             datamanager=VanillaDataManagerConfig(
-                dataparser=BlenderDataParserConfig(),
+                dataparser=SceneDataParserConfig(),
                 train_num_rays_per_batch=512,
                 eval_num_rays_per_batch=4096,
             ),

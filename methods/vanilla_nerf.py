@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from nerfkit.data.datamanagers.vanilla_datamanager import VanillaDataManagerConfig
-from nerfkit.data.dataparsers.blender_dataparser import BlenderDataParserConfig
+from nerfkit.data.dataparsers.scene_dataparser import SceneDataParserConfig
 from nerfkit.engine.optimizers import AdamOptimizerConfig, ParamGroupConfig
 from nerfkit.engine.schedulers import ExponentialDecaySchedulerConfig
 from nerfkit.engine.trainer import TrainerConfig
@@ -22,7 +22,7 @@ vanilla_nerf = MethodSpecification(
         steps_per_save=5000,
         pipeline=VanillaPipelineConfig(
             datamanager=VanillaDataManagerConfig(
-                dataparser=BlenderDataParserConfig(),
+                dataparser=SceneDataParserConfig(),
                 train_num_rays_per_batch=1024,
                 eval_num_rays_per_batch=1024,
             ),
@@ -48,7 +48,7 @@ vanilla_nerf_occupancy = MethodSpecification(
             # the grid warms up and a handful after.
             target_num_samples=1 << 16,
             datamanager=VanillaDataManagerConfig(
-                dataparser=BlenderDataParserConfig(),
+                dataparser=SceneDataParserConfig(),
                 train_num_rays_per_batch=256,
                 eval_num_rays_per_batch=1024,
             ),

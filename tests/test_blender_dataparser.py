@@ -12,12 +12,12 @@ import pytest
 import torch
 
 from nerfkit.data.dataparsers.base_dataparser import DataparserOutputs, Split
-from nerfkit.data.dataparsers.blender_dataparser import BlenderDataParserConfig
+from nerfkit.data.dataparsers.scene_dataparser import SceneDataParserConfig
 from nerfkit.errors import NerfkitError
 
 
 def parse(data: Path, split: Split = "train", **settings: Any) -> DataparserOutputs:
-    return BlenderDataParserConfig(data=data, **settings).setup().get_dataparser_outputs(split)
+    return SceneDataParserConfig(data=data, **settings).setup().get_dataparser_outputs(split)
 
 
 def test_lego_splits_and_cameras(lego_dir: Path) -> None:
@@ -61,10 +61,10 @@ def test_data_is_a_file(tmp_path: Path) -> None:
         parse(tmp_path / "file")
 
 
-def test_missing_transforms_file(fake_blender: Callable[..., Path]) -> None:
-    with pytest.raises(NerfkitError, match="transforms_val.json not found") as error:
+def test_missing_split_file(fake_blender: Callable[..., Path]) -> None:
+    with pytest.raises(NerfkitError, match="defines no val split") as error:
         parse(fake_blender(), "val")
-    assert error.value.hint
+    assert "eval_mode" in error.value.hint
 
 
 def test_invalid_json_names_line_and_column(fake_blender: Callable[..., Path]) -> None:

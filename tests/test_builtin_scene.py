@@ -14,7 +14,7 @@ from PIL import Image
 from rich.console import Console
 
 from nerfkit.data.builtin_scene import SPLIT_SIZES, builtin_scene_dir, generate_builtin_scene
-from nerfkit.data.dataparsers.blender_dataparser import BlenderDataParserConfig
+from nerfkit.data.dataparsers.scene_dataparser import SceneDataParserConfig
 from nerfkit.engine.evaluation import load_split
 from nerfkit.pipelines.base_pipeline import evaluating
 from nerfkit.plugins.registry import get_registry
@@ -112,7 +112,7 @@ def test_generating_twice_gives_identical_files(scene: Path, tmp_path: Path) -> 
 
 def test_scene_is_a_blender_dataset_with_occlusion_and_texture(scene: Path) -> None:
     for split, count in SPLIT_SIZES.items():
-        outputs = BlenderDataParserConfig(data=scene).setup().get_dataparser_outputs(split)
+        outputs = SceneDataParserConfig(data=scene).setup().get_dataparser_outputs(split)
         assert len(outputs.image_filenames) == count
     image = np.asarray(Image.open(scene / "test/r_0.png"))
     assert image.shape == (200, 200, 4)
@@ -128,7 +128,7 @@ def test_depth_matches_analytic_intersections(scene: Path) -> None:
     generator = torch.Generator().manual_seed(0)
     checked_hits = 0
     for split in ("train", "test"):
-        outputs = BlenderDataParserConfig(data=scene).setup().get_dataparser_outputs(split)
+        outputs = SceneDataParserConfig(data=scene).setup().get_dataparser_outputs(split)
         frames = json.loads((scene / f"transforms_{split}.json").read_text())["frames"]
         for camera_index in (0, len(frames) // 2, len(frames) - 1):
             depth = np.load(scene / frames[camera_index]["depth_file_path"])

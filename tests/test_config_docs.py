@@ -45,7 +45,7 @@ def undocumented_fields(cls: type) -> list[str]:
 
 def test_config_classes_are_found() -> None:
     names = {cls.__name__ for cls in config_classes()}
-    assert {"TrainerConfig", "VanillaModelConfig", "BlenderDataParserConfig", "AdamOptimizerConfig"} <= names
+    assert {"TrainerConfig", "VanillaModelConfig", "SceneDataParserConfig", "AdamOptimizerConfig"} <= names
 
 
 def test_every_config_field_has_a_one_line_docstring() -> None:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from nerfkit.data.datamanagers.vanilla_datamanager import VanillaDataManager, VanillaDataManagerConfig
-from nerfkit.data.dataparsers.blender_dataparser import BlenderDataParserConfig
+from nerfkit.data.dataparsers.scene_dataparser import SceneDataParserConfig
 
 NUM_RAYS = 256
 
@@ -16,7 +16,7 @@ NUM_RAYS = 256
 def make_datamanager(lego_dir: Path, cache_dir: Path, **settings: object) -> VanillaDataManager:
     config = VanillaDataManagerConfig(
         data=lego_dir,
-        dataparser=BlenderDataParserConfig(data=Path("does/not/exist"), downscale_factor=8),
+        dataparser=SceneDataParserConfig(data=Path("does/not/exist"), downscale_factor=8),
         train_num_rays_per_batch=NUM_RAYS,
         eval_num_rays_per_batch=NUM_RAYS // 2,
         cache_dir=cache_dir,

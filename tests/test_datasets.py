@@ -13,13 +13,13 @@ from PIL import Image
 
 from nerfkit.data import datasets
 from nerfkit.data.dataparsers.base_dataparser import DataparserOutputs
-from nerfkit.data.dataparsers.blender_dataparser import BlenderDataParserConfig
+from nerfkit.data.dataparsers.scene_dataparser import SceneDataParserConfig
 from nerfkit.data.datasets import InputDataset, cache_root
 from nerfkit.errors import NerfkitError
 
 
 def parse(data: Path, downscale_factor: int = 1, split: str = "train") -> DataparserOutputs:
-    config = BlenderDataParserConfig(data=data, downscale_factor=downscale_factor)
+    config = SceneDataParserConfig(data=data, downscale_factor=downscale_factor)
     return config.setup().get_dataparser_outputs(split)
 
 

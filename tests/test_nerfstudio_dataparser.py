@@ -6,15 +6,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
+from test_colmap_dataparser import write_image
 from test_distortion import reference_opencv
 
 from nerfkit.cameras.camera_paths import look_at
 from nerfkit.data.dataparsers.base_dataparser import DataparserOutputs, Split
-from nerfkit.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
+from nerfkit.data.dataparsers.scene_dataparser import SceneDataParserConfig
 from nerfkit.data.datasets import InputDataset
 from nerfkit.errors import NerfkitError
 
@@ -32,11 +31,6 @@ def original_poses() -> torch.Tensor:
     poses = torch.eye(4).repeat(NUM_FRAMES, 1, 1)
     poses[:, :3, :] = look_at(positions, TARGET, torch.tensor([0.0, 1.0, 0.0]))
     return poses
-
-
-def write_image(path: Path, width: int, height: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.zeros((height, width, 3), dtype=np.uint8)).save(path)
 
 
 @pytest.fixture
@@ -60,7 +54,9 @@ def edit_transforms(root: Path, edit: Any) -> None:
 
 
 def parse(data: Path, split: Split = "train", **settings: Any) -> DataparserOutputs:
-    return NerfstudioDataParserConfig(data=data, eval_every=2, **settings).setup().get_dataparser_outputs(split)
+    """Kept in the file's orientation, so expected poses are the originals centred and scaled."""
+    settings = {"format": "nerfstudio", "eval_interval": 2, "orientation_method": "none", **settings}
+    return SceneDataParserConfig(data=data, **settings).setup().get_dataparser_outputs(split)
 
 
 def test_intrinsics_distortion_and_interval_split(scene: Path) -> None:
@@ -74,7 +70,8 @@ def test_intrinsics_distortion_and_interval_split(scene: Path) -> None:
     assert cameras.width.tolist() == [WIDTH] * 2 and cameras.height.tolist() == [HEIGHT] * 2
     expected_lens = torch.tensor([LENS["k1"], LENS["k2"], 0.0, 0.0, LENS["p1"], LENS["p2"]])
     torch.testing.assert_close(cameras.distortion_params, expected_lens.expand(2, 6))
-    assert train.metadata == {"near_plane": 0.05, "far_plane": 3.0, "downscale_factor": 1}
+    # Every camera is 1 from the centre after scaling: the far plane reaches past the box's farthest corner.
+    assert train.metadata == {"near_plane": 0.05, "far_plane": pytest.approx(1 + 3**0.5), "downscale_factor": 1}
     assert train.scene_box.aabb.tolist() == [[-1.0] * 3, [1.0] * 3]
 
 
@@ -170,5 +167,6 @@ def test_split_list_naming_no_frame(scene: Path) -> None:
     edit_transforms(scene, lambda meta: meta.update(train_filenames=["images/gone.png"], val_filenames=[]))
     with pytest.raises(NerfkitError, match=r"train_filenames names 'images/gone.png'"):
         parse(scene)
+    edit_transforms(scene, lambda meta: meta.update(train_filenames=["images/frame_0.png"]))
     with pytest.raises(NerfkitError, match=r"test_filenames is missing"):
         parse(scene, "test")

@@ -16,7 +16,7 @@ from rich.console import Console
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from nerfkit.data.datamanagers.vanilla_datamanager import VanillaDataManagerConfig
-from nerfkit.data.dataparsers.blender_dataparser import BlenderDataParserConfig
+from nerfkit.data.dataparsers.scene_dataparser import SceneDataParserConfig
 from nerfkit.engine.checkpoints import list_checkpoints
 from nerfkit.plugins.registry import get_registry
 from nerfkit.scripts.eval import main as kit_eval
@@ -71,7 +71,7 @@ def silhouette_oracle_psnr(lego_dir: Path, cache_dir: Path) -> float:
     shading, not just where it is (the best constant colour scores lower still, about 10.5 dB).
     """
     datamanager = VanillaDataManagerConfig(
-        data=lego_dir, dataparser=BlenderDataParserConfig(downscale_factor=8), cache_dir=cache_dir
+        data=lego_dir, dataparser=SceneDataParserConfig(downscale_factor=8), cache_dir=cache_dir
     ).setup(device="cpu")
     images = datamanager.eval_dataset.images.float() / 255
     rgb, alpha = images[..., :3], images[..., 3:]

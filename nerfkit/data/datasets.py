@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from jaxtyping import Float, UInt8
+from jaxtyping import Bool, Float, UInt8
 from PIL import Image
 from torch import Tensor
 
@@ -112,6 +112,16 @@ def _check_headers(filenames: list[Path], cameras: Cameras) -> str:
     return "RGBA" if has_alpha else "RGB"
 
 
+def _load_masks(filenames: list[Path | None], size: tuple[int, int]) -> Bool[Tensor, "num_images height width"]:
+    """Masks at the images' size (nearest-neighbour, so they stay binary); an image without one is all valid."""
+    masks = torch.ones((len(filenames), size[1], size[0]), dtype=torch.bool)
+    for index, filename in enumerate(filenames):
+        if filename is not None:
+            mask = _decode(filename, "L")
+            masks[index] = torch.from_numpy(np.asarray(mask.resize(size, Image.Resampling.NEAREST)) > 0)
+    return masks
+
+
 class InputDataset:
     """All images of a split as one uint8 tensor on the device, so ray batches are gathered by index, not decoded."""
 
@@ -119,6 +129,8 @@ class InputDataset:
     """Pixels; 4 channels (RGBA) when the images have alpha, else 3."""
     cameras: Cameras
     """The split's cameras at the resolution of `images`, on the device."""
+    masks: Bool[Tensor, "num_images height width"] | None
+    """Pixels that may be trained on, when the dataset has masks; None: all."""
 
     def __init__(
         self,
@@ -144,6 +156,8 @@ class InputDataset:
             images.numpy()[index] = np.asarray(image)
         self.images = images.to(device)
         self.cameras = cameras.to(device)
+        masks = dataparser_outputs.mask_filenames
+        self.masks = None if masks is None or all(m is None for m in masks) else _load_masks(masks, size).to(device)
 
     def __len__(self) -> int:
         return self.images.shape[0]

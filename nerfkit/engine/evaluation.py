@@ -10,7 +10,6 @@ downloads anything.
 from __future__ import annotations
 
 import dataclasses
-import json
 import statistics
 import time
 from collections.abc import Callable, Mapping
@@ -163,10 +162,3 @@ def evaluation_report(
         **scores,
         "versions": {"nerfkit": __version__, "torch": torch.__version__},
     }
-
-
-def write_report(report: dict[str, Any], path: Path) -> None:
-    """Writes atomically, so an interrupted evaluation never leaves a truncated report."""
-    staging = path.with_name(f".{path.name}.tmp")
-    staging.write_text(json.dumps(report, indent=2) + "\n")
-    staging.replace(path)

@@ -21,7 +21,7 @@ from nerfkit.configs.base_config import InstantiateConfig, LoggingConfig, Machin
 from nerfkit.configs.run_config import save_run_config
 from nerfkit.configs.serialization import to_data, with_absolute_paths
 from nerfkit.data.builtin_scene import builtin_scene_dir
-from nerfkit.data.dataparsers.base_dataparser import Split
+from nerfkit.data.dataparsers.base_dataparser import DATAPARSER_TRANSFORMS, Split
 from nerfkit.engine.callbacks import TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfkit.engine.checkpoints import (
     checkpoint_path,
@@ -31,12 +31,13 @@ from nerfkit.engine.checkpoints import (
     prune_checkpoints,
     save_checkpoint,
 )
-from nerfkit.engine.evaluation import evaluate_dataset, evaluation_report, load_split, write_report
+from nerfkit.engine.evaluation import evaluate_dataset, evaluation_report, load_split
 from nerfkit.engine.interrupts import StopRequest, stop_on_signals
 from nerfkit.engine.optimizers import Optimizers, ParamGroupConfig
 from nerfkit.errors import NerfkitError
 from nerfkit.kernels.backends import resolve_backends
 from nerfkit.pipelines.base_pipeline import VanillaPipelineConfig
+from nerfkit.utils.files import write_json
 from nerfkit.utils.progress import training_progress
 from nerfkit.utils.rng import get_rng_state, set_rng_state
 from nerfkit.utils.writers import CsvWriter, TensorboardWriter, WandbWriter, Writer, Writers
@@ -201,6 +202,8 @@ class Trainer:
         self.pipeline = config.pipeline.setup(
             device=self.device, backends=self.backends, world_size=self.world_size, local_rank=self.local_rank
         )
+        dataparser_outputs = self.pipeline.datamanager.train_dataparser_outputs
+        self.console.print(f"dataset: {config.data}, format {dataparser_outputs.format_description}", soft_wrap=True)
         self.optimizers = Optimizers(config.optimizers, self.pipeline.get_param_groups())
         self.grad_scaler = torch.amp.GradScaler(self.device.type, enabled=self.mixed_precision)
         self.callbacks = self.pipeline.get_training_callbacks(
@@ -211,6 +214,7 @@ class Trainer:
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_run_config(config, self.run_dir / "config.yml")
+            write_json(self.run_dir / DATAPARSER_TRANSFORMS, dataparser_outputs.transforms_record())
             self.writers = self._build_writers()
             self.console.print(f"run folder: {self.run_dir}", soft_wrap=True)
 
@@ -291,7 +295,7 @@ class Trainer:
             scores, method=self.config.method_name, run_dir=self.run_dir, step=self.step, split=split
         )
         path = self.run_dir / f"eval_{split}.json"
-        write_report(report, path)
+        write_json(path, report)
         self.writers.write_scalars(
             {f"eval_{split}/psnr": scores["psnr"], f"eval_{split}/ssim": scores["ssim"]}, self.step
         )

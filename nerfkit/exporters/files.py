@@ -6,19 +6,13 @@ output path (or the previous file, whole), never a truncated file that a viewer 
 
 from __future__ import annotations
 
-import json
-import os
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
 
 import numpy as np
 from jaxtyping import Float, Int, UInt8
 from numpy.lib.recfunctions import unstructured_to_structured
 
-from nerfkit.errors import NerfkitError
+from nerfkit.utils.files import atomic_output
 
 PLY_VERTEX = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")])
 """A coloured vertex as PLY stores it; the property names are the ones viewers recognise as colour."""
@@ -28,21 +22,6 @@ PLY_TRIANGLE = np.dtype([("count", "u1"), ("vertex_indices", "<i4", (3,))])
 
 FLOAT_FORMAT = "%.9g"
 """Enough digits for a float32 to read back exactly."""
-
-
-@contextmanager
-def atomic_output(path: Path) -> Iterator[IO[bytes]]:
-    """A binary file that appears at `path` only once the block has written it completely."""
-    staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with staging.open("wb") as file:
-            yield file
-        os.replace(staging, path)
-    except OSError as error:
-        raise NerfkitError(f"cannot write {path}: {error}", hint="choose a writable --output-path") from error
-    finally:
-        staging.unlink(missing_ok=True)
 
 
 def colour_bytes(colours: Float[np.ndarray, "num 3"]) -> UInt8[np.ndarray, "num 3"]:
@@ -92,8 +71,3 @@ def write_obj(
         file.write(b"# written by nerfkit\n")
         np.savetxt(file, np.hstack([positions, np.clip(colours, 0.0, 1.0)]), fmt="v " + " ".join([FLOAT_FORMAT] * 6))
         np.savetxt(file, faces + 1, fmt="f %d %d %d")
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    with atomic_output(path) as file:
-        file.write((json.dumps(data, indent=2) + "\n").encode())

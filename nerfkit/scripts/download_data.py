@@ -95,8 +95,8 @@ class DownloadConfig:
 
     dataset: ClassVar[str]
     scenes: ClassVar[Mapping[str, SceneSource]]
-    layout: ClassVar[str | None] = None
-    """The folder layout when it is not the Blender one that kit-train reads."""
+    method: ClassVar[str] = "nerfacto"
+    """The method the "train on it" hint suggests: nerfacto for real captures."""
 
 
 @dataclass
@@ -108,6 +108,7 @@ class BlenderDownload(DownloadConfig):
 
     dataset: ClassVar[str] = "blender"
     scenes: ClassVar[Mapping[str, SceneSource]] = BLENDER_SCENES
+    method: ClassVar[str] = "instant-ngp"
 
 
 @dataclass
@@ -119,7 +120,6 @@ class NerfstudioDownload(DownloadConfig):
 
     dataset: ClassVar[str] = "nerfstudio"
     scenes: ClassVar[Mapping[str, SceneSource]] = NERFSTUDIO_CAPTURES
-    layout: ClassVar[str | None] = "Nerfstudio's (transforms.json with per-frame intrinsics)"
 
 
 @dataclass
@@ -131,7 +131,6 @@ class MipNerf360Download(DownloadConfig):
 
     dataset: ClassVar[str] = "mipnerf360"
     scenes: ClassVar[Mapping[str, SceneSource]] = MIPNERF360_SCENES
-    layout: ClassVar[str | None] = "COLMAP's (images/ and sparse/0/)"
 
 
 Command = (
@@ -158,9 +157,7 @@ def main(argv: list[str]) -> int:
     config = tyro.cli(Command, args=argv, prog="kit-download-data", description=__doc__)
     console = Console(highlight=False, markup=False, soft_wrap=True)
     destination = download(config, console)
-    console.print(f"train on it: kit-train vanilla-nerf --data {destination}")
-    if config.layout is not None:
-        console.print(f"note: the scene is in {config.layout} layout; kit-train's dataparser reads the Blender one")
+    console.print(f"train on it: kit-train {config.method} --data {destination}")
     return 0
 
 

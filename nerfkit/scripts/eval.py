@@ -32,12 +32,12 @@ from nerfkit.engine.evaluation import (
     evaluation_report,
     load_split,
     lpips_metric,
-    write_report,
 )
 from nerfkit.engine.run_loading import load_run
 from nerfkit.errors import NerfkitError
 from nerfkit.utils.cli import run_cli
 from nerfkit.utils.colormaps import apply_depth_colormap
+from nerfkit.utils.files import write_json
 
 VIEW_KINDS = ("rgb", "gt", "depth")
 """The subfolders of --render-output-path: the rendering, the ground truth it is scored against, and its depth."""
@@ -167,7 +167,7 @@ def evaluate(config: EvalConfig, console: Console) -> Path:
         data=loaded.config.data,
     )
     output_path.parent.mkdir(parents=True, exist_ok=True)
-    write_report(report, output_path)
+    write_json(output_path, report)
     console.print(summary(report))
     for note in report["notes"]:
         console.print(f"note: {note}")

@@ -27,10 +27,11 @@ from rich.console import Console
 from nerfkit.engine.run_loading import LoadedRun, load_run
 from nerfkit.errors import NerfkitError
 from nerfkit.exporters.cameras import cameras_to_json
-from nerfkit.exporters.files import write_json, write_obj, write_ply
+from nerfkit.exporters.files import write_obj, write_ply
 from nerfkit.exporters.mesh import mesh_from_model
 from nerfkit.exporters.point_cloud import point_cloud_from_cameras
 from nerfkit.utils.cli import run_cli
+from nerfkit.utils.files import write_json
 from nerfkit.utils.progress import work_progress
 
 

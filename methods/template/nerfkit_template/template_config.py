@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from nerfkit.data.datamanagers.vanilla_datamanager import VanillaDataManagerConfig
-from nerfkit.data.dataparsers.blender_dataparser import BlenderDataParserConfig
+from nerfkit.data.dataparsers.scene_dataparser import SceneDataParserConfig
 from nerfkit.engine.optimizers import AdamOptimizerConfig, ParamGroupConfig
 from nerfkit.engine.schedulers import ExponentialDecaySchedulerConfig
 from nerfkit.engine.trainer import TrainerConfig
@@ -22,7 +22,7 @@ my_method = MethodSpecification(
         steps_per_eval_all_images=0,
         pipeline=VanillaPipelineConfig(
             datamanager=VanillaDataManagerConfig(
-                dataparser=BlenderDataParserConfig(downscale_factor=4),
+                dataparser=SceneDataParserConfig(downscale_factor=4),
                 train_num_rays_per_batch=512,
                 eval_num_rays_per_batch=512,
             ),

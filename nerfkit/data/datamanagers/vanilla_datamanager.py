@@ -8,13 +8,15 @@ from pathlib import Path
 from typing import Literal
 
 import torch
+from jaxtyping import Int
 from torch import Tensor, nn
 
 from nerfkit.cameras.cameras import Cameras
 from nerfkit.cameras.rays import RayBundle
 from nerfkit.configs.base_config import InstantiateConfig, Target
-from nerfkit.data.dataparsers.blender_dataparser import BlenderDataParserConfig
+from nerfkit.data.dataparsers.scene_dataparser import SceneDataParserConfig
 from nerfkit.data.datasets import InputDataset
+from nerfkit.errors import NerfkitError
 
 
 @dataclass
@@ -25,8 +27,8 @@ class VanillaDataManagerConfig(InstantiateConfig):
     """The class that `setup()` builds."""
     data: Path | None = None
     """Folder of the dataset; overrides the dataparser's."""
-    dataparser: BlenderDataParserConfig = field(default_factory=BlenderDataParserConfig)
-    """Reads the dataset's files."""
+    dataparser: SceneDataParserConfig = field(default_factory=SceneDataParserConfig)
+    """Reads the dataset's files, in whichever supported format they are."""
     train_num_rays_per_batch: int = 1024
     """Rays per training batch."""
     eval_num_rays_per_batch: int = 1024
@@ -61,6 +63,17 @@ class VanillaDataManager:
         self.eval_dataparser_outputs = dataparser.get_dataparser_outputs(config.eval_split)
         self.train_dataset = InputDataset(self.train_dataparser_outputs, self.device, config.cache_dir)
         self.eval_dataset = InputDataset(self.eval_dataparser_outputs, self.device, config.cache_dir)
+        self._valid_pixel_cache: dict[int, Tensor] = {}
+
+    def _valid_pixels(self, dataset: InputDataset) -> Int[Tensor, " num_valid"]:
+        """Flat (image, y, x) indices of the unmasked pixels, found once per dataset."""
+        if id(dataset) not in self._valid_pixel_cache:
+            assert dataset.masks is not None
+            valid = dataset.masks.flatten().nonzero().squeeze(-1)
+            if len(valid) == 0:
+                raise NerfkitError("Every pixel of every image is masked out.", "Check the dataset's mask images.")
+            self._valid_pixel_cache[id(dataset)] = valid
+        return self._valid_pixel_cache[id(dataset)]
 
     @property
     def train_cameras(self) -> Cameras:
@@ -72,9 +85,14 @@ class VanillaDataManager:
 
     def _sample_rays(self, dataset: InputDataset, num_rays: int) -> tuple[RayBundle, dict[str, Tensor]]:
         num_images, height, width, _ = dataset.images.shape
-        indices = torch.stack(
-            [torch.randint(high, (num_rays,), device=self.device) for high in (num_images, height, width)], dim=-1
-        )
+        if dataset.masks is None:
+            indices = torch.stack(
+                [torch.randint(high, (num_rays,), device=self.device) for high in (num_images, height, width)], dim=-1
+            )
+        else:
+            valid = self._valid_pixels(dataset)
+            flat = valid[torch.randint(len(valid), (num_rays,), device=self.device)]
+            indices = torch.stack([flat // (height * width), flat // width % height, flat % width], dim=-1)
         camera_indices, ys, xs = indices.unbind(dim=-1)
         pixel_centres = torch.stack([xs, ys], dim=-1).float() + 0.5
         ray_bundle = dataset.cameras.generate_rays(camera_indices, pixel_centres)

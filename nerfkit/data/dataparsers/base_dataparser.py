@@ -5,13 +5,19 @@ from __future__ import annotations
 from abc import abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
 
 from nerfkit.cameras.cameras import Cameras
 from nerfkit.configs.base_config import InstantiateConfig, Target
+from nerfkit.data.dataparsers.capture import Split
 from nerfkit.data.scene_box import SceneBox
 
-Split = Literal["train", "val", "test"]
+DATAPARSER_TRANSFORMS = "dataparser_transforms.json"
+"""File in a run folder recording `DataparserOutputs.transforms_record()`."""
 
 
 @dataclass
@@ -26,6 +32,22 @@ class DataparserOutputs:
     """Box that holds the scene."""
     metadata: dict[str, Any] = field(default_factory=dict)
     """Extra values for the model, e.g. near_plane and far_plane."""
+    mask_filenames: list[Path | None] | None = None
+    """Per camera, a mask image whose zero pixels are never trained on (None: the whole image counts)."""
+    dataparser_transform: Float[Tensor, "3 4"] = field(default_factory=lambda: torch.eye(4)[:3])
+    """[R | t] taking the dataset's own coordinates to nerfkit's: x' = dataparser_scale * (R x + t)."""
+    dataparser_scale: float = 1.0
+    """Scale applied after `dataparser_transform`."""
+    format_description: str = ""
+    """Which format was read and how it was chosen, for the log."""
+
+    def transforms_record(self) -> dict[str, Any]:
+        """What a run saves so results can be mapped back to the dataset's own coordinates."""
+        return {
+            "transform": self.dataparser_transform.tolist(),
+            "scale": self.dataparser_scale,
+            "format": self.format_description,
+        }
 
 
 @dataclass

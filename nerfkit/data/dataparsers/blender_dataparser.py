@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
+import numpy as np
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
 from nerfkit.cameras.cameras import Cameras
-from nerfkit.configs.base_config import Target
-from nerfkit.data.dataparsers.base_dataparser import DataParser, DataParserConfig, DataparserOutputs, Split
+from nerfkit.data.dataparsers.capture import Capture, CaptureFrame, Split
 from nerfkit.data.dataparsers.transforms_json import (
-    check_data_folder,
     frame_image_path,
     frame_list,
     frame_pose,
@@ -23,28 +21,10 @@ from nerfkit.data.dataparsers.transforms_json import (
     load_json_object,
 )
 from nerfkit.data.datasets import open_image
-from nerfkit.data.scene_box import SceneBox
 from nerfkit.errors import NerfkitError
 
+SPLITS: tuple[Split, ...] = get_args(Split)
 FORMAT_HINT = "A Blender dataset holds transforms_{train,val,test}.json next to its image folders."
-
-
-@dataclass
-class BlenderDataParserConfig(DataParserConfig):
-    """Dataset in the NeRF-synthetic Blender format."""
-
-    _target: Target = field(default_factory=lambda: Blender)
-    """The class that `setup()` builds."""
-    data: Path | None = None
-    """Folder holding transforms_{train,val,test}.json and the images they name (None: the built-in scene)."""
-    downscale_factor: int = 1
-    """Divide image width and height by this factor."""
-    scene_scale: float = 1.5
-    """Half-size of the cube scene box, as the NeRF paper's Blender scenes use."""
-    near_plane: float = 2.0
-    """Distance from the camera where the scene starts."""
-    far_plane: float = 6.0
-    """Distance from the camera where the scene ends."""
 
 
 def _load_transforms(path: Path) -> dict[str, Any]:
@@ -75,31 +55,30 @@ def blender_cameras(poses: Float[Tensor, "num_cameras 4 4"], camera_angle_x: flo
     )
 
 
-class Blender(DataParser):
-    """Reads the NeRF-synthetic Blender format; every frame shares the one field of view."""
+def looks_like_blender(data: Path) -> bool:
+    return (data / "transforms_train.json").is_file()
 
-    config: BlenderDataParserConfig
 
-    def get_dataparser_outputs(self, split: Split = "train") -> DataparserOutputs:
-        data = check_data_folder(self.config.data)
+def read_blender_capture(data: Path) -> Capture:
+    """Every split's frames; the split files define the split. A split without its file is simply absent."""
+    frames: list[CaptureFrame] = []
+    split_indices: dict[Split, list[int]] = {}
+    width = height = 0
+    for split in SPLITS:
         transforms_path = data / f"transforms_{split}.json"
+        if split != "train" and not transforms_path.is_file():
+            continue
         meta = _load_transforms(transforms_path)
-        image_filenames: list[Path] = []
-        poses: list[list[list[float]]] = []
-        for index, frame in enumerate(meta["frames"]):
-            image_filenames.append(frame_image_path(data, frame, index, transforms_path))
-            poses.append(frame_pose(frame, index, transforms_path))
-        # Only the header is read here; the dataset decodes the pixels, once.
-        with open_image(image_filenames[0]) as first_image:
-            width, height = first_image.size
-        cameras = blender_cameras(torch.tensor(poses, dtype=torch.float32), meta["camera_angle_x"], width, height)
-        return DataparserOutputs(
-            image_filenames=image_filenames,
-            cameras=cameras,
-            scene_box=SceneBox.cube(self.config.scene_scale),
-            metadata={
-                "near_plane": self.config.near_plane,
-                "far_plane": self.config.far_plane,
-                "downscale_factor": self.config.downscale_factor,
-            },
-        )
+        image_filenames = [
+            frame_image_path(data, frame, index, transforms_path) for index, frame in enumerate(meta["frames"])
+        ]
+        if not frames:
+            # Only one header is read: every frame shares the size; the dataset checks that when it decodes pixels.
+            with open_image(image_filenames[0]) as first_image:
+                width, height = first_image.size
+        focal = 0.5 * width / math.tan(0.5 * meta["camera_angle_x"])
+        split_indices[split] = list(range(len(frames), len(frames) + len(image_filenames)))
+        for index, (frame, image_path) in enumerate(zip(meta["frames"], image_filenames, strict=True)):
+            pose = np.array(frame_pose(frame, index, transforms_path), dtype=np.float64)
+            frames.append(CaptureFrame(image_path, pose, focal, focal, width / 2, height / 2, width, height))
+    return Capture(frames=frames, camera_model="PINHOLE", source=data, split_indices=split_indices)
