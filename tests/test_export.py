@@ -339,3 +339,27 @@ def test_console_script_reports_a_missing_run(tmp_path: Path) -> None:
         capture_output=True, text=True, env=environment, timeout=120,
     )  # fmt: skip
     assert result.returncode == 1 and f"{tmp_path / 'nope'}" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cameras_in_dataset_coordinates_undo_the_dataparser_transform(
+    tiny_lego_run: Path, lego_dir: Path, tmp_path: Path, export: Export
+) -> None:
+    """A run whose dataparser re-oriented, centred and scaled lego exports the poses of lego's own transforms file."""
+    run_copy = tmp_path / "run"
+    shutil.copytree(tiny_lego_run, run_copy)
+    config_path = run_copy / "config.yml"
+    settings = "        orientation_method: pca\n        center_method: focus\n        scale_method: cameras\n"
+    text = config_path.read_text()
+    for name in ("orientation_method", "center_method", "scale_method"):
+        text = text.replace(f"        {name}: auto\n", "")
+    config_path.write_text(text.replace("        scale_factor:", settings + "        scale_factor:", 1))
+    code, _, err = export("cameras", "--load-config", str(config_path), "--coordinates", "dataset")
+    assert code == 0, err
+    exported = json.loads((run_copy / "exports" / "cameras.json").read_text())
+    assert exported["coordinates"] == "dataset" and exported["dataparser_transform"]["scale"] != 1.0
+    originals = {
+        str(lego_dir / f"{frame['file_path']}.png"): frame["transform_matrix"]
+        for frame in json.loads((lego_dir / "transforms_train.json").read_text())["frames"]
+    }
+    for frame in exported["cameras"]:
+        np.testing.assert_allclose(frame["camera_to_world"], originals[frame["file_path"]], atol=1e-5)

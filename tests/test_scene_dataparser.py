@@ -29,6 +29,7 @@ from nerfkit.data.dataparsers.scene_normalisation import (
     focus_point,
     normalisation_transform,
     orientation_rotation,
+    poses_to_capture_coordinates,
     scale_to_box,
     to_capture_coordinates,
 )
@@ -83,6 +84,8 @@ def test_scaling_puts_the_farthest_camera_coordinate_on_the_box_and_inverts() ->
     transform = normalisation_transform(poses, "up", "poses")
     scale = scale_to_box(poses, transform, "cameras")
     assert np.abs(apply_to_poses(poses, transform, scale)[:, :3, 3]).max() == pytest.approx(1.0)
+    back = poses_to_capture_coordinates(apply_to_poses(poses, transform, scale)[:, :3], transform, scale)
+    np.testing.assert_allclose(back, poses[:, :3], atol=1e-12)
     points = np.random.default_rng(0).normal(size=(10, 3))
     np.testing.assert_allclose(
         to_capture_coordinates(apply_to_points(points, transform, scale), transform, scale), points

@@ -9,6 +9,8 @@ pointcloud renders the training pixels (in random order) and keeps one point per
 mesh samples the density on a --resolution^3 grid filling the scene box, runs marching cubes at density --level and
 colours each vertex as seen head-on from outside: a PLY or OBJ (with `v x y z r g b`). cameras writes the training
 cameras (image, 4x4 camera-to-world, fx, fy, cx, cy, width, height) and the scene box as JSON.
+Positions are in the run's normalised frame; --coordinates dataset maps them back to the dataset's own coordinates
+(e.g. COLMAP's) with the transform the run saved in dataparser_transforms.json.
 
 Without --output-path the file goes to <run folder>/exports/ as pointcloud.ply, mesh.ply or mesh.obj, cameras.json.
 Arguments are checked before the run is loaded; a file appears only once complete, and nothing is written on error.
@@ -16,14 +18,19 @@ Arguments are checked before the run is loaded; a file appears only once complet
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
+import numpy as np
+import torch
 import tyro
+from jaxtyping import Float
 from rich.console import Console
 
+from nerfkit.data.dataparsers.scene_normalisation import poses_to_capture_coordinates, to_capture_coordinates
 from nerfkit.engine.run_loading import LoadedRun, load_run
 from nerfkit.errors import NerfkitError
 from nerfkit.exporters.cameras import cameras_to_json
@@ -43,6 +50,8 @@ class ExportConfig(ABC):
     """The run's config.yml (or the run folder), as kit-train printed at the end of training."""
     output_path: Path | None = None
     """The file to write; default <run folder>/exports/pointcloud.ply, mesh.ply (or .obj) or cameras.json."""
+    coordinates: Literal["nerfkit", "dataset"] = "nerfkit"
+    """Positions in the run's normalised frame, or mapped back to the dataset's own (e.g. COLMAP's) coordinates."""
     debug: bool = False
     """Show the full traceback of errors (NERFKIT_DEBUG=1 does too)."""
 
@@ -68,6 +77,14 @@ class ExportConfig(ABC):
     def load(self, console: Console) -> LoadedRun:
         # The cameras do not depend on the weights, so any checkpoint and the CPU do.
         return load_run(self.load_config, device_type="cpu", console=console)
+
+    def output_points(self, run: LoadedRun, points: Float[np.ndarray, "num 3"]) -> Float[np.ndarray, "num 3"]:
+        """`points` in the frame --coordinates asks for."""
+        if self.coordinates == "nerfkit":
+            return points
+        outputs = run.pipeline.datamanager.train_dataparser_outputs
+        transform = outputs.dataparser_transform.double().numpy()
+        return to_capture_coordinates(points.astype(np.float64), transform, outputs.dataparser_scale)
 
     def output(self, run: LoadedRun) -> Path:
         return self.output_path or run.run_dir / "exports" / f"{self.stem}{self.suffix()}"
@@ -141,7 +158,7 @@ class PointCloudExport(ModelExport):
                 f"no ray reaches accumulation {self.accumulation_threshold:g} inside the scene box",
                 hint="lower --accumulation-threshold, or train the run longer",
             )
-        write_ply(path, cloud.positions, cloud.colours, ascii=self.ascii)
+        write_ply(path, self.output_points(run, cloud.positions), cloud.colours, ascii=self.ascii)
         if len(cloud) < self.num_points:
             console.print(f"note: only {len(cloud):,} of the {self.num_points:,} points asked for pass the threshold")
         return f"a point cloud of {len(cloud):,} points"
@@ -181,10 +198,11 @@ class MeshExport(ModelExport):
                 num_points_per_batch=self.num_points_per_batch,
                 advance=lambda count: progress.advance(task, count),
             )
+        vertices = self.output_points(run, mesh.vertices)
         if self.format == "obj":
-            write_obj(path, mesh.vertices, mesh.colours, mesh.faces)
+            write_obj(path, vertices, mesh.colours, mesh.faces)
         else:
-            write_ply(path, mesh.vertices, mesh.colours, mesh.faces, ascii=self.ascii)
+            write_ply(path, vertices, mesh.colours, mesh.faces, ascii=self.ascii)
         return f"a mesh of {len(mesh.vertices):,} vertices and {len(mesh.faces):,} triangles"
 
 
@@ -199,8 +217,15 @@ class CamerasExport(ExportConfig):
 
     def export(self, run: LoadedRun, path: Path, console: Console) -> str:
         outputs = run.pipeline.datamanager.train_dataparser_outputs
+        cameras = run.pipeline.datamanager.train_cameras
+        if self.coordinates == "dataset":
+            poses = cameras.camera_to_worlds.double().cpu().numpy()
+            transform = outputs.dataparser_transform.double().numpy()
+            back = poses_to_capture_coordinates(poses, transform, outputs.dataparser_scale)
+            cameras = dataclasses.replace(cameras, camera_to_worlds=torch.from_numpy(back))
+        record = cameras_to_json(cameras, outputs.image_filenames, outputs.scene_box)
         write_json(
-            path, cameras_to_json(run.pipeline.datamanager.train_cameras, outputs.image_filenames, outputs.scene_box)
+            path, {**record, "coordinates": self.coordinates, "dataparser_transform": outputs.transforms_record()}
         )
         return f"{len(outputs.image_filenames)} training cameras"
 

@@ -85,7 +85,7 @@ def normalisation_transform(
         centre = rotation @ focus_point(poses)
     else:
         centre = np.zeros(3)
-    return np.concatenate([rotation, -centre[:, None]], axis=1)
+    return np.concatenate([rotation, (0.0 - centre)[:, None]], axis=1)  # 0 - x: no "-0.0" in saved files
 
 
 def scale_to_box(
@@ -121,3 +121,14 @@ def to_capture_coordinates(
 ) -> Float[np.ndarray, "num_points 3"]:
     """The inverse of `apply_to_points`: normalised-frame points back in the capture's own coordinates."""
     return (points / scale - transform[:, 3]) @ transform[:, :3]
+
+
+def poses_to_capture_coordinates(
+    poses: Float[np.ndarray, "num_cameras 3 4"], transform: Float[np.ndarray, "3 4"], scale: float
+) -> Float[np.ndarray, "num_cameras 3 4"]:
+    """The inverse of `apply_to_poses`: normalised camera-to-world poses back in the capture's coordinates."""
+    rotation = transform[:, :3]
+    back = np.empty_like(poses)
+    back[:, :, :3] = np.einsum("ji,njk->nik", rotation, poses[:, :, :3])
+    back[:, :, 3] = to_capture_coordinates(poses[:, :, 3], transform, scale)
+    return back
