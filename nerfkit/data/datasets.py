@@ -89,6 +89,11 @@ def load_downscaled_image(original: Path, factor: int, size: tuple[int, int], mo
     return image
 
 
+def image_has_alpha(image: Image.Image) -> bool:
+    """An alpha band, or a palette/greyscale image with a transparent colour."""
+    return "A" in image.getbands() or "transparency" in image.info
+
+
 def _check_headers(filenames: list[Path], cameras: Cameras) -> str:
     """Checks every size from the headers before any pixel is decoded; returns RGBA when any image has alpha."""
     has_alpha = False
@@ -96,7 +101,7 @@ def _check_headers(filenames: list[Path], cameras: Cameras) -> str:
     for index, filename in enumerate(filenames):
         with open_image(filename) as image:
             size = image.size
-            has_alpha = has_alpha or "A" in image.getbands() or "transparency" in image.info
+            has_alpha = has_alpha or image_has_alpha(image)
         first_size = first_size or size
         if size != first_size:
             raise NerfkitError(
