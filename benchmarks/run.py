@@ -3,6 +3,7 @@
     python benchmarks/run.py --list                       # suites and their entries
     python benchmarks/run.py --suite smoke                # under a minute: checks the harness itself
     python benchmarks/run.py --suite cpu-quick            # under 15 minutes on the 2-core CPU of RESULTS.md
+    python benchmarks/run.py --suite cpu-nerfacto         # nerfacto on lego: about 10 minutes
     python benchmarks/run.py --suite cpu-full --only vanilla-nerf-small-lego-ds8
 
 Each entry is built by kit-train's own parser and set-up (`parse_args` + `setup_trainer`), so it trains exactly what
@@ -134,6 +135,9 @@ VANILLA_SMALL_LEARNING = (
 QUICK_GRID_WARMUP = 32
 """vanilla-nerf-occupancy's grid warm-up in the quick suite (256 by default), so its timed steps fit the budget."""
 
+NERFACTO_WARMUP = 10
+"""nerfacto's proposal networks get gradients on every one of the first 10 steps, later on every other step or less."""
+
 INSTANT_NGP_GRID_WARMUP = 256
 """instant-ngp updates its occupancy grid every step for this many steps (the model's grid_warmup_steps), then
 every 16: steps before it are not representative of training throughput."""
@@ -210,6 +214,23 @@ SUITES: dict[str, Suite] = {
                     eval_images=0,
                     timeout_seconds=400,
                     description="paper-size field with the occupancy grid (short grid warm-up), throughput only",
+                ),
+            ),
+        ),
+        Suite(
+            "cpu-nerfacto",
+            "nerfacto to about 10 minutes on lego at 1/4 scale, then every test image",
+            (
+                Entry(
+                    "nerfacto-lego-ds4",
+                    "nerfacto",
+                    downscale=4,
+                    flags=("--pipeline.model.camera-optimizer.mode", "off"),
+                    wall_seconds=500,
+                    warmup_steps=NERFACTO_WARMUP,
+                    timeout_seconds=900,
+                    description="registered settings with pose refinement off (Blender poses are exact); trains to "
+                    "500 s of process age, then renders all 10 test images at 200x200 (25 s on an idle machine)",
                 ),
             ),
         ),

@@ -1,0 +1,66 @@
+"""A hash grid and a small MLP to density: nerfacto's proposal networks, and the density half of its field."""
+
+from __future__ import annotations
+
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from nerfkit.field_components.activations import trunc_exp
+from nerfkit.field_components.spatial_distortions import SceneContraction
+from nerfkit.kernels.backends import Backends
+from nerfkit.kernels.hash_encoding import HashEncoding
+from nerfkit.kernels.mlp import make_mlp
+
+
+class HashDensityField(nn.Module):
+    """Density at world positions (zero where the contraction leaves a point outside the grid), and `feature_dim`
+    features from the same MLP for a colour head to read (none for a proposal network)."""
+
+    def __init__(
+        self,
+        contraction: SceneContraction,
+        backends: Backends,
+        num_levels: int = 5,
+        features_per_level: int = 2,
+        log2_hashmap_size: int = 17,
+        base_resolution: int = 16,
+        max_resolution: int = 128,
+        hidden_dim: int = 16,
+        num_layers: int = 2,
+        feature_dim: int = 0,
+        average_init_density: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.contraction = contraction
+        self.average_init_density = average_init_density
+        self.encoding = HashEncoding(
+            num_levels=num_levels,
+            features_per_level=features_per_level,
+            log2_hashmap_size=log2_hashmap_size,
+            base_resolution=base_resolution,
+            max_resolution=max_resolution,
+            backend=backends.hash_encoding,
+        )
+        self.mlp = make_mlp(
+            in_dim=self.encoding.get_out_dim(),
+            num_layers=num_layers,
+            layer_width=hidden_dim,
+            out_dim=1 + feature_dim,
+            backend=backends.mlp,
+        )
+
+    def forward(
+        self, positions: Float[Tensor, "num_points 3"]
+    ) -> tuple[Float[Tensor, "num_points 1"], Float[Tensor, "num_points feature_dim"]]:
+        coordinates = self.contraction(positions)
+        bounded = self.contraction.norm is None
+        if bounded:
+            inside = ((coordinates >= 0) & (coordinates <= 1)).all(dim=-1, keepdim=True)
+            coordinates = coordinates.clamp(0, 1)
+        hidden = self.mlp(self.encoding(coordinates))
+        # The scale sets the density a fresh (near-zero) network starts from: low keeps early rays see-through.
+        density = self.average_init_density * trunc_exp(hidden[..., :1].float())
+        return (density * inside if bounded else density), hidden[..., 1:]
+
+    def density(self, positions: Float[Tensor, "num_points 3"]) -> Float[Tensor, "num_points 1"]:
+        return self.forward(positions)[0]

@@ -1,0 +1,86 @@
+"""nerfacto's field: a hash grid over contracted space for density, and a colour MLP that also reads the view direction
+and the image's appearance embedding."""
+
+from __future__ import annotations
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor, nn
+
+from nerfkit.field_components.embedding import AppearanceEmbedding
+from nerfkit.field_components.encodings import SHEncoding
+from nerfkit.field_components.spatial_distortions import SceneContraction
+from nerfkit.fields.density_fields import HashDensityField
+from nerfkit.kernels.backends import Backends
+from nerfkit.kernels.mlp import make_mlp
+
+
+class NerfactoField(nn.Module):
+    """Density from position alone; colour from the density MLP's features, spherical harmonics of the direction and
+    the appearance embedding of the image the ray came from (the unseen-image vector when there is none)."""
+
+    def __init__(
+        self,
+        contraction: SceneContraction,
+        num_images: int,
+        backends: Backends,
+        num_levels: int = 16,
+        features_per_level: int = 2,
+        log2_hashmap_size: int = 19,
+        base_resolution: int = 16,
+        max_resolution: int = 2048,
+        hidden_dim: int = 64,
+        geo_feat_dim: int = 15,
+        hidden_dim_color: int = 64,
+        num_layers_color: int = 3,
+        appearance_embed_dim: int = 32,
+        use_average_appearance_embedding: bool = True,
+        average_init_density: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.density_field = HashDensityField(
+            contraction,
+            backends,
+            num_levels=num_levels,
+            features_per_level=features_per_level,
+            log2_hashmap_size=log2_hashmap_size,
+            base_resolution=base_resolution,
+            max_resolution=max_resolution,
+            hidden_dim=hidden_dim,
+            num_layers=2,
+            feature_dim=geo_feat_dim,
+            average_init_density=average_init_density,
+        )
+        self.direction_encoding = SHEncoding(levels=4, backend=backends.hash_encoding)
+        self.appearance_embedding = AppearanceEmbedding(
+            num_images, appearance_embed_dim, use_average_appearance_embedding
+        )
+        self.color_mlp = make_mlp(
+            in_dim=self.direction_encoding.get_out_dim() + geo_feat_dim + appearance_embed_dim,
+            num_layers=num_layers_color,
+            layer_width=hidden_dim_color,
+            out_dim=3,
+            out_activation="Sigmoid",
+            backend=backends.mlp,
+        )
+
+    def density(
+        self, positions: Float[Tensor, "num_samples 3"]
+    ) -> tuple[Float[Tensor, "num_samples 1"], Float[Tensor, "num_samples geo_feat_dim"]]:
+        """Density and the features the colour MLP reads."""
+        return self.density_field(positions)
+
+    def forward(
+        self,
+        positions: Float[Tensor, "num_samples 3"],
+        directions: Float[Tensor, "num_samples 3"],
+        image_indices: Int[Tensor, " num_samples"] | None = None,
+    ) -> tuple[Float[Tensor, "num_samples 1"], Float[Tensor, "num_samples 3"]]:
+        """Density and colour; `image_indices` are the training images the samples' rays came from (None: unseen)."""
+        density, features = self.density(positions)
+        if image_indices is None:
+            appearance = self.appearance_embedding.unseen(len(positions))
+        else:
+            appearance = self.appearance_embedding(image_indices)
+        color_input = torch.cat([self.direction_encoding(directions), features, appearance], dim=-1)
+        return density, self.color_mlp(color_input).float()

@@ -1,0 +1,224 @@
+"""nerfacto (Nerfstudio's default method): a hash-grid field over contracted space, sampled where two small proposal
+networks find content, with per-image appearance embeddings and optional camera pose refinement."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from nerfkit.cameras.camera_optimizers import CameraOptimizerConfig
+from nerfkit.cameras.rays import RayBundle
+from nerfkit.configs.base_config import Target
+from nerfkit.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
+from nerfkit.errors import NerfkitError
+from nerfkit.field_components.spatial_distortions import SceneContraction
+from nerfkit.fields.density_fields import HashDensityField
+from nerfkit.fields.nerfacto_field import NerfactoField
+from nerfkit.kernels.volrend import render_weight_from_density
+from nerfkit.model_components.colliders import NearFarCollider
+from nerfkit.model_components.losses import distortion_loss, interlevel_loss
+from nerfkit.model_components.proposal_sampler import InitialSpacing, ProposalNetworkSampler
+from nerfkit.model_components.renderers import AccumulationRenderer, BackgroundColor, DepthRenderer, RGBRenderer
+from nerfkit.models.base_model import Model, ModelConfig
+from nerfkit.models.single_pass import SinglePassOutputs
+
+
+@dataclass
+class NerfactoModelConfig(ModelConfig):
+    """Settings of nerfacto; the defaults are Nerfstudio's."""
+
+    _target: Target = field(default_factory=lambda: NerfactoModel)
+    near_plane: float | None = 0.05
+    """Where sampling starts along each ray (None takes the dataset's); close, as cameras may sit inside the scene."""
+    far_plane: float | None = 1000.0
+    """Where sampling ends along each ray (None takes the dataset's); far, as contraction makes space finite."""
+    background_color: BackgroundColor = "random"
+    """Colour behind the scene; random (per ray, in training) teaches transparent pixels to stay empty."""
+    scene_contraction: Literal["l-inf", "l2", "off"] = "l-inf"
+    """Contraction of space outside the scene box (off: nothing exists outside the box)."""
+    num_levels: int = 16
+    """Levels of the field's hash grid."""
+    features_per_level: int = 2
+    """Features stored per hash-grid entry."""
+    log2_hashmap_size: int = 19
+    """log2 of the number of entries per level of the field's hash grid."""
+    base_resolution: int = 16
+    """Resolution of the coarsest level of the field's hash grid."""
+    max_resolution: int = 2048
+    """Resolution of the finest level of the field's hash grid."""
+    hidden_dim: int = 64
+    """Width of the density MLP."""
+    hidden_dim_color: int = 64
+    """Width of the colour MLP."""
+    num_layers_color: int = 3
+    """Linear layers of the colour MLP."""
+    appearance_embed_dim: int = 32
+    """Width of the per-image appearance embedding (0: none)."""
+    use_average_appearance_embedding: bool = True
+    """Render unseen (eval) images with the mean appearance embedding; else with zeros."""
+    average_init_density: float = 0.01
+    """Scale of every density: small keeps a fresh model see-through, so early gradients reach the whole ray."""
+    initial_sampler: InitialSpacing = "lin-disp"
+    """First level's spacing: linear up to the scene box's half-size, then in disparity; or uniform in distance."""
+    num_proposal_samples_per_ray: tuple[int, ...] = (256, 96)
+    """Samples per ray evaluated by each proposal network, in order."""
+    num_nerf_samples_per_ray: int = 48
+    """Samples per ray evaluated by the field."""
+    proposal_max_resolutions: tuple[int, ...] = (128, 256)
+    """Finest hash-grid resolution of each proposal network (one per proposal level)."""
+    proposal_num_levels: int = 5
+    """Hash-grid levels of each proposal network."""
+    proposal_log2_hashmap_size: int = 17
+    """log2 of the entries per level of each proposal network's hash grid."""
+    proposal_hidden_dim: int = 16
+    """Width of each proposal network's hidden layer."""
+    proposal_weights_anneal_slope: float = 10.0
+    """How fast resampling goes from even (exponent 0 on the proposal weights) to following them (exponent 1)."""
+    proposal_weights_anneal_max_num_iters: int = 1000
+    """Step at which the proposal weights are followed fully."""
+    proposal_update_every: int = 5
+    """After the warm-up, proposal networks get gradients once more than this many steps passed since they last did."""
+    proposal_warmup: int = 5000
+    """Steps over which that gap grows from 1 to proposal-update-every (Nerfstudio's schedule)."""
+    interlevel_loss_mult: float = 1.0
+    """Weight of the proposal (interlevel) loss."""
+    distortion_loss_mult: float = 0.002
+    """Weight of the distortion loss."""
+    camera_optimizer: CameraOptimizerConfig = field(default_factory=CameraOptimizerConfig)
+    """Pose refinement of the training cameras."""
+
+
+class NerfactoModel(SinglePassOutputs, Model):
+    """Proposal sampling feeds a batched field evaluation; rendered as single-pass outputs plus nerfacto's losses."""
+
+    config: NerfactoModelConfig
+
+    def populate_modules(self) -> None:
+        config = self.config
+        if self.near_plane is None or self.far_plane is None:
+            raise NerfkitError(
+                "nerfacto needs a near and a far plane",
+                hint="set --pipeline.model.near-plane and --pipeline.model.far-plane",
+            )
+        if len(config.proposal_max_resolutions) != len(config.num_proposal_samples_per_ray):
+            raise NerfkitError(
+                f"nerfacto: {len(config.num_proposal_samples_per_ray)} proposal levels "
+                f"(num-proposal-samples-per-ray) but {len(config.proposal_max_resolutions)} proposal-max-resolutions",
+                hint="give one proposal max resolution per proposal level",
+            )
+        norm = None if config.scene_contraction == "off" else config.scene_contraction
+        contraction = SceneContraction(self.scene_box.aabb, norm)
+        self.field = NerfactoField(
+            contraction,
+            self.num_train_data,
+            self.backends,
+            num_levels=config.num_levels,
+            features_per_level=config.features_per_level,
+            log2_hashmap_size=config.log2_hashmap_size,
+            base_resolution=config.base_resolution,
+            max_resolution=config.max_resolution,
+            hidden_dim=config.hidden_dim,
+            hidden_dim_color=config.hidden_dim_color,
+            num_layers_color=config.num_layers_color,
+            appearance_embed_dim=config.appearance_embed_dim,
+            use_average_appearance_embedding=config.use_average_appearance_embedding,
+            average_init_density=config.average_init_density,
+        )
+        self.proposal_networks = nn.ModuleList(
+            HashDensityField(
+                contraction,
+                self.backends,
+                num_levels=config.proposal_num_levels,
+                log2_hashmap_size=config.proposal_log2_hashmap_size,
+                max_resolution=max_resolution,
+                hidden_dim=config.proposal_hidden_dim,
+                average_init_density=config.average_init_density,
+            )
+            for max_resolution in config.proposal_max_resolutions
+        )
+        self.proposal_sampler = ProposalNetworkSampler(
+            config.num_proposal_samples_per_ray,
+            config.num_nerf_samples_per_ray,
+            initial_spacing=config.initial_sampler,
+            switch_distance=float(self.scene_box.size.max()) / 2,
+            weights_anneal_slope=config.proposal_weights_anneal_slope,
+            weights_anneal_max_num_iters=config.proposal_weights_anneal_max_num_iters,
+            update_every=config.proposal_update_every,
+            update_warmup=config.proposal_warmup,
+            backend=self.backends.volume_rendering,
+        )
+        self.collider = NearFarCollider(self.near_plane, self.far_plane)
+        self.camera_optimizer = config.camera_optimizer.setup(num_cameras=self.num_train_data)
+        self.renderer_rgb = RGBRenderer(config.background_color)
+        self.renderer_depth = DepthRenderer()
+        self.renderer_accumulation = AccumulationRenderer()
+
+    def get_param_groups(self) -> dict[str, list[nn.Parameter]]:
+        return {
+            "proposal_networks": list(self.proposal_networks.parameters()),
+            "fields": list(self.field.parameters()),
+        } | self.camera_optimizer.get_param_groups()
+
+    def get_training_callbacks(self, attributes: TrainingCallbackAttributes) -> list[TrainingCallback]:
+        return [self.proposal_sampler.training_callback()]
+
+    def query_density(self, positions: Float[Tensor, "num_points 3"]) -> Float[Tensor, "num_points 1"]:
+        return self.field.density(positions)[0]
+
+    def query_colour(
+        self, positions: Float[Tensor, "num_points 3"], directions: Float[Tensor, "num_points 3"]
+    ) -> Float[Tensor, "num_points 3"]:
+        return self.field(positions, directions)[1]
+
+    def get_outputs(self, ray_bundle: RayBundle) -> dict[str, Tensor]:
+        # Poses are refined for training cameras only; eval cameras are other cameras and keep their poses.
+        if self.training:
+            ray_bundle = self.camera_optimizer.apply_to_rays(ray_bundle)
+        ray_bundle = self.collider(ray_bundle)
+        samples = self.proposal_sampler(ray_bundle, [network.density for network in self.proposal_networks])
+        ray_samples = samples.ray_samples
+        num_rays, num_samples = ray_samples.starts.shape[:2]
+        directions = ray_samples.directions[:, None, :].expand(-1, num_samples, -1).reshape(-1, 3)
+        # Training rays take their image's appearance; eval images were never trained on.
+        image_indices = ray_bundle.camera_indices.expand(-1, num_samples).reshape(-1) if self.training else None
+        density, rgb = self.field(ray_samples.positions.reshape(-1, 3), directions, image_indices)
+        weights, _, _ = render_weight_from_density(
+            ray_samples.starts[..., 0],
+            ray_samples.ends[..., 0],
+            density.reshape(num_rays, num_samples),
+            backend=self.backends.volume_rendering,
+        )
+        composited, background = self.renderer_rgb(rgb.reshape(num_rays, num_samples, 3), weights[..., None])
+        outputs = {
+            "rgb": composited,
+            "depth": self.renderer_depth(weights[..., None], ray_samples),
+            "accumulation": self.renderer_accumulation(weights[..., None]),
+            "background": background,
+            "num_samples_per_batch": torch.tensor(num_rays * num_samples),
+        }
+        if self.training:
+            # Per ray, for get_loss_dict: the proposal loss summed over levels, and the distortion of the weights.
+            outputs["interlevel"] = sum(
+                interlevel_loss(samples.spacing_bins, weights, bins, proposal_weights).mean(dim=-1)
+                for bins, proposal_weights in zip(samples.proposal_spacing_bins, samples.proposal_weights, strict=True)
+            )
+            outputs["distortion"] = distortion_loss(samples.spacing_bins, weights)
+        return outputs
+
+    def get_metrics_dict(self, outputs: dict[str, Tensor], batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        return super().get_metrics_dict(outputs, batch) | self.camera_optimizer.get_metrics_dict()
+
+    def get_loss_dict(
+        self, outputs: dict[str, Tensor], batch: dict[str, Tensor], metrics_dict: dict[str, Tensor]
+    ) -> dict[str, Tensor]:
+        loss_dict = super().get_loss_dict(outputs, batch, metrics_dict)
+        if "interlevel" in outputs:
+            loss_dict["interlevel_loss"] = self.config.interlevel_loss_mult * outputs["interlevel"].mean()
+            loss_dict["distortion_loss"] = self.config.distortion_loss_mult * outputs["distortion"].mean()
+        if self.training:
+            loss_dict |= self.camera_optimizer.get_loss_dict()
+        return loss_dict
