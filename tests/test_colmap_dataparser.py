@@ -16,7 +16,6 @@ import torch
 from PIL import Image
 from test_colmap_model import POSES, make_model
 
-from nerfkit.cameras.cameras import Cameras
 from nerfkit.cameras.distortion import CameraModel, distort_fisheye, distort_opencv
 from nerfkit.data.colmap_model import (
     CAMERA_MODELS,
@@ -30,6 +29,7 @@ from nerfkit.data.colmap_model import (
 )
 from nerfkit.data.dataparsers.capture import Capture, CaptureFrame
 from nerfkit.data.dataparsers.colmap_dataparser import ColmapOptions, looks_like_colmap, read_colmap_capture
+from nerfkit.data.dataparsers.scene_dataparser import capture_cameras
 from nerfkit.errors import NerfkitError
 
 PARAMS = {
@@ -107,25 +107,6 @@ def read(root: Path, **options: object) -> Capture:
     return read_colmap_capture(root, ColmapOptions(**{"reader": "nerfkit", **options}))  # type: ignore[arg-type]
 
 
-def frame_cameras(frames: Sequence[CaptureFrame], camera_model: CameraModel) -> Cameras:
-    """float64 cameras of capture frames, so ray checks are limited by the maths, not by float32."""
-
-    def column(name: str) -> torch.Tensor:
-        return torch.tensor([getattr(frame, name) for frame in frames], dtype=torch.float64)
-
-    return Cameras(
-        camera_to_worlds=torch.tensor(np.stack([frame.camera_to_world[:3] for frame in frames])),
-        fx=column("fx"),
-        fy=column("fy"),
-        cx=column("cx"),
-        cy=column("cy"),
-        width=column("width").long(),
-        height=column("height").long(),
-        distortion_params=column("distortion"),
-        camera_model=camera_model,
-    )
-
-
 def pixels_of(directions: torch.Tensor, frame: CaptureFrame, camera_model: CameraModel) -> torch.Tensor:
     """Where camera-space directions (OpenGL axes) land in the image, by the forward lens model."""
     directions = directions.double()
@@ -140,7 +121,9 @@ def pixels_of(directions: torch.Tensor, frame: CaptureFrame, camera_model: Camer
 
 def assert_rays_recover(capture: Capture, poses: Sequence[np.ndarray]) -> None:
     """The ray through the pixel where each of DIRECTIONS lands has that direction in the world, from the camera."""
-    cameras = frame_cameras(capture.frames, capture.camera_model)
+    # float64, so ray checks are limited by the maths, not by float32.
+    poses = np.stack([frame.camera_to_world for frame in capture.frames])
+    cameras = capture_cameras(capture.frames, poses, capture.camera_model, dtype=torch.float64)
     for index, (frame, pose) in enumerate(zip(capture.frames, poses, strict=True)):
         pixels = pixels_of(DIRECTIONS, frame, capture.camera_model)
         assert ((pixels >= 0) & (pixels <= torch.tensor([frame.width, frame.height]))).all()

@@ -226,21 +226,23 @@ def prescaled_images(frames: list[CaptureFrame], factor: int) -> list[Path] | No
     return paths if size == expected else None
 
 
-def capture_cameras(frames: list[CaptureFrame], poses: np.ndarray, camera_model: str) -> Cameras:
-    """Full-resolution cameras of `frames` with their normalised `poses`."""
+def capture_cameras(
+    frames: list[CaptureFrame], poses: np.ndarray, camera_model: str, dtype: torch.dtype = torch.float32
+) -> Cameras:
+    """Full-resolution cameras of `frames` with camera-to-world `poses` (num_frames, 3 or 4, 4)."""
 
     def column(name: str) -> torch.Tensor:
-        return torch.tensor([getattr(frame, name) for frame in frames], dtype=torch.float32)
+        return torch.tensor([getattr(frame, name) for frame in frames], dtype=dtype)
 
     return Cameras(
-        camera_to_worlds=torch.from_numpy(poses[:, :3, :]).float(),
+        camera_to_worlds=torch.from_numpy(poses[:, :3, :]).to(dtype),
         fx=column("fx"),
         fy=column("fy"),
         cx=column("cx"),
         cy=column("cy"),
         width=column("width").long(),
         height=column("height").long(),
-        distortion_params=None if camera_model == "PINHOLE" else torch.tensor([frame.distortion for frame in frames]),
+        distortion_params=None if camera_model == "PINHOLE" else column("distortion"),
         camera_model=camera_model,  # type: ignore[arg-type]
     )
 
