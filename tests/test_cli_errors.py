@@ -17,9 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 from kit_flags import TINY_MODEL
+
+from nerfkit.data.colmap_model import ColmapCamera, ColmapImage, ColmapModel, write_model
 
 KIT_TRAIN = Path(sys.executable).parent / "kit-train"
 MAX_OUTPUT_LINES = 15
@@ -108,6 +111,15 @@ class Workspace:
 
     def lego(self) -> Path:
         return self.request.getfixturevalue("lego_dir")
+
+
+def colmap_without_images(ws: Workspace) -> list[str]:
+    """A one-image COLMAP model whose images/ folder is missing (the data folder is not the working directory)."""
+    data = ws.root / "capture"
+    camera = ColmapCamera(1, "PINHOLE", 8, 6, np.array([9.0, 9.0, 4.0, 3.0]))
+    image = ColmapImage(1, np.array([1.0, 0, 0, 0]), np.zeros(3), 1, "a.png", np.zeros((0, 2)), np.zeros(0, np.int64))
+    write_model(ColmapModel({1: camera}, {1: image}, {}), data / "sparse" / "0", binary=True)
+    return train_args(data)
 
 
 @pytest.fixture
@@ -249,6 +261,17 @@ CASES = [
         lambda ws: train_args(ws.scene(), "--machine.device-type", "cuda"),
         ["device-type cuda", "CUDA"],
         id="device-cuda-without-gpu",
+    ),
+    # dataset formats
+    pytest.param(
+        lambda ws: train_args(empty_folder(ws, "photos")),
+        ["photos holds no dataset", "transforms.json", "sparse/0", "poses_bounds.npy", "kit-process-data"],
+        id="data-of-no-known-format",
+    ),
+    pytest.param(
+        colmap_without_images,
+        ["1 of the 1 images", "capture/images/a.png", "images_path"],
+        id="colmap-model-without-its-images",
     ),
     # --load-dir and checkpoints
     pytest.param(

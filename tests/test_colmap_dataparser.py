@@ -308,12 +308,12 @@ def test_model_and_images_paths_and_no_points(tmp_path: Path) -> None:
         tmp_path, consistent_model("PINHOLE"), binary=False, model_dir="recon/model", images_dir="photos"
     )
     assert not looks_like_colmap(root)
-    capture = read(root, model_path=Path("recon/model"), images_path=Path("photos"), load_3d_points=False)
+    capture = read(root, model_path="recon/model", images_path="photos", load_3d_points=False)
     assert capture.frames[0].image_path == root / "photos" / "a.png"
     assert capture.metadata["colmap_model"] == capture.source == root / "recon" / "model"
     assert capture.points3d is None and capture.points3d_rgb is None
     with pytest.raises(NerfkitError, match="holds no complete COLMAP model"):
-        read(root, model_path=Path("recon"), images_path=Path("photos"))
+        read(root, model_path="recon", images_path="photos")
 
 
 @pytest.mark.parametrize("model_dir", ["sparse/0", "sparse", "colmap/sparse/0", "."])

@@ -96,7 +96,7 @@ def test_images_path(tmp_path: Path) -> None:
     root = write_llff(tmp_path, llff_rows(POSES))
     (root / "images").rename(root / "photos")
     assert looks_like_llff(root)
-    capture = read_llff_capture(root, LLFFOptions(images_path=Path("photos")))
+    capture = read_llff_capture(root, LLFFOptions(images_path="photos"))
     assert capture.frames[0].image_path == root / "photos" / "IMG_10.png"
     with pytest.raises(NerfkitError, match=re.escape(f"The images folder {root / 'images'} of the LLFF dataset")):
         read_llff_capture(root, LLFFOptions())

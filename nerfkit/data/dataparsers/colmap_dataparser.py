@@ -39,11 +39,14 @@ ReaderSetting = Literal["auto", "pycolmap", "nerfkit"]
 
 @dataclass
 class ColmapOptions:
-    """Where a COLMAP dataset keeps its model and images, and which reader parses the model."""
+    """Where a COLMAP dataset keeps its model and images, and which reader parses the model.
 
-    model_path: Path | None = None
+    The folders are strings, not Paths: a run makes every Path in its config absolute against the working directory,
+    and these are relative to --data."""
+
+    model_path: str | None = None
     """Folder of the model, relative to --data (None: the first of sparse/0, sparse, colmap/sparse/0, --data itself)."""
-    images_path: Path = Path("images")
+    images_path: str = "images"
     """Folder of the images the model names, relative to --data."""
     reader: ReaderSetting = "auto"
     """Model reader: COLMAP's pycolmap (also checks the files agree), nerfkit's own, or auto: pycolmap if installed."""

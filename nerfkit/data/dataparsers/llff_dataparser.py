@@ -29,9 +29,9 @@ FORMAT_HINT = (
 
 @dataclass
 class LLFFOptions:
-    """Where an LLFF dataset keeps its images."""
+    """Where an LLFF dataset keeps its images (a string relative to --data, like the COLMAP options' folders)."""
 
-    images_path: Path = Path("images")
+    images_path: str = "images"
     """Folder of the images, relative to --data; sorted by name, they match the rows of poses_bounds.npy."""
 
 
