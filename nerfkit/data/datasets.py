@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from jaxtyping import Bool, Float, UInt8
+from jaxtyping import Bool, Float, Int, UInt8
 from PIL import Image
 from torch import Tensor
 
@@ -136,6 +136,8 @@ class InputDataset:
     """The split's cameras at the resolution of `images`, on the device."""
     masks: Bool[Tensor, "num_images height width"] | None
     """Pixels that may be trained on, when the dataset has masks; None: all."""
+    valid_pixels: Int[Tensor, " num_valid"] | None
+    """Flat (image, y, x) indices of the unmasked pixels, the ones ray batches draw from; None: all pixels."""
 
     def __init__(
         self,
@@ -163,6 +165,9 @@ class InputDataset:
         self.cameras = cameras.to(device)
         masks = dataparser_outputs.mask_filenames
         self.masks = None if masks is None or all(m is None for m in masks) else _load_masks(masks, size).to(device)
+        self.valid_pixels = None if self.masks is None else self.masks.flatten().nonzero().squeeze(-1)
+        if self.valid_pixels is not None and len(self.valid_pixels) == 0:
+            raise NerfkitError("Every pixel of every image is masked out.", "Check the dataset's mask images.")
 
     def __len__(self) -> int:
         return self.images.shape[0]

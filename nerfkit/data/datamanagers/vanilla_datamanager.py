@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from jaxtyping import Int
 from torch import Tensor, nn
 
 from nerfkit.cameras.cameras import Cameras
@@ -16,7 +15,6 @@ from nerfkit.cameras.rays import RayBundle
 from nerfkit.configs.base_config import InstantiateConfig, Target
 from nerfkit.data.dataparsers.scene_dataparser import SceneDataParserConfig
 from nerfkit.data.datasets import InputDataset
-from nerfkit.errors import NerfkitError
 
 
 @dataclass
@@ -63,17 +61,6 @@ class VanillaDataManager:
         self.eval_dataparser_outputs = dataparser.get_dataparser_outputs(config.eval_split)
         self.train_dataset = InputDataset(self.train_dataparser_outputs, self.device, config.cache_dir)
         self.eval_dataset = InputDataset(self.eval_dataparser_outputs, self.device, config.cache_dir)
-        self._valid_pixel_cache: dict[int, Tensor] = {}
-
-    def _valid_pixels(self, dataset: InputDataset) -> Int[Tensor, " num_valid"]:
-        """Flat (image, y, x) indices of the unmasked pixels, found once per dataset."""
-        if id(dataset) not in self._valid_pixel_cache:
-            assert dataset.masks is not None
-            valid = dataset.masks.flatten().nonzero().squeeze(-1)
-            if len(valid) == 0:
-                raise NerfkitError("Every pixel of every image is masked out.", "Check the dataset's mask images.")
-            self._valid_pixel_cache[id(dataset)] = valid
-        return self._valid_pixel_cache[id(dataset)]
 
     @property
     def train_cameras(self) -> Cameras:
@@ -85,12 +72,12 @@ class VanillaDataManager:
 
     def _sample_rays(self, dataset: InputDataset, num_rays: int) -> tuple[RayBundle, dict[str, Tensor]]:
         num_images, height, width, _ = dataset.images.shape
-        if dataset.masks is None:
+        if dataset.valid_pixels is None:
             indices = torch.stack(
                 [torch.randint(high, (num_rays,), device=self.device) for high in (num_images, height, width)], dim=-1
             )
         else:
-            valid = self._valid_pixels(dataset)
+            valid = dataset.valid_pixels
             flat = valid[torch.randint(len(valid), (num_rays,), device=self.device)]
             indices = torch.stack([flat // (height * width), flat // width % height, flat % width], dim=-1)
         camera_indices, ys, xs = indices.unbind(dim=-1)
