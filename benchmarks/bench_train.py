@@ -5,7 +5,7 @@ would run; only the loop differs (no progress bar, no eval, no checkpoints), so 
 
     python benchmarks/bench_train.py                              # vanilla-nerf, paper settings, lego at 1/4
     python benchmarks/bench_train.py --preset small               # 256 rays, 32+32 samples, 4x128 MLP
-    python benchmarks/bench_train.py -- --pipeline.model.num-importance-samples 64   # any kit-train flag
+    python benchmarks/bench_train.py -- --pipeline.model.fine-sampler.num-samples 64   # any kit-train flag
 """
 
 from __future__ import annotations
@@ -44,9 +44,9 @@ PRESETS: dict[str, list[str]] = {
     "small": [
         "--pipeline.datamanager.train-num-rays-per-batch",
         "256",
-        "--pipeline.model.num-coarse-samples",
+        "--pipeline.model.coarse-sampler.num-samples",
         "32",
-        "--pipeline.model.num-importance-samples",
+        "--pipeline.model.fine-sampler.num-samples",
         "32",
         "--pipeline.model.base-mlp-num-layers",
         "4",
@@ -115,7 +115,7 @@ def split_passthrough(argv: list[str]) -> tuple[list[str], list[str]]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Measure a nerfkit method's training throughput (iterations/s, rays/s, peak memory).",
-        epilog="Flags after `--` are passed to kit-train's parser, e.g. -- --pipeline.model.num-importance-samples 64",
+        epilog="Flags after `--` go to kit-train's parser, e.g. -- --pipeline.model.fine-sampler.num-samples 64",
     )
     parser.add_argument("--method", default="vanilla-nerf", help="registered method to train")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="dataset folder (Blender format)")

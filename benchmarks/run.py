@@ -109,8 +109,8 @@ class Suite:
 
 SMOKE_MODEL = (
     "--pipeline.datamanager.train-num-rays-per-batch", "256",
-    "--pipeline.model.num-coarse-samples", "16",
-    "--pipeline.model.num-importance-samples", "16",
+    "--pipeline.model.coarse-sampler.num-samples", "16",
+    "--pipeline.model.fine-sampler.num-samples", "16",
     "--pipeline.model.base-mlp-num-layers", "2",
     "--pipeline.model.base-mlp-layer-width", "64",
     "--pipeline.model.skip-connections", "1",
@@ -120,8 +120,8 @@ SMOKE_MODEL = (
 
 VANILLA_SMALL_LEARNING = (
     "--pipeline.datamanager.train-num-rays-per-batch", "512",
-    "--pipeline.model.num-coarse-samples", "32",
-    "--pipeline.model.num-importance-samples", "32",
+    "--pipeline.model.coarse-sampler.num-samples", "32",
+    "--pipeline.model.fine-sampler.num-samples", "32",
     "--pipeline.model.base-mlp-num-layers", "4",
     "--pipeline.model.base-mlp-layer-width", "128",
     "--pipeline.model.skip-connections", "2",

@@ -3,8 +3,8 @@
 TINY_MODEL = [
     "--pipeline.datamanager.train-num-rays-per-batch", "64",
     "--pipeline.datamanager.eval-num-rays-per-batch", "64",
-    "--pipeline.model.num-coarse-samples", "8",
-    "--pipeline.model.num-importance-samples", "8",
+    "--pipeline.model.coarse-sampler.num-samples", "8",
+    "--pipeline.model.fine-sampler.num-samples", "8",
     "--pipeline.model.base-mlp-num-layers", "2",
     "--pipeline.model.base-mlp-layer-width", "32",
     "--pipeline.model.skip-connections", "1",

@@ -121,16 +121,16 @@ def test_renamed_or_removed_fields_load_with_a_warning_naming_each(tmp_path: Pat
 
     def rename(data: dict) -> None:
         model = data["config"]["pipeline"]["model"]
-        model["num_coarse_sample"] = model.pop("num_coarse_samples")
+        model["base_mlp_num_layer"] = model.pop("base_mlp_num_layers")
         data["config"]["old_option"] = 3
 
     _edit(path, rename)
     console = Console(record=True, width=400)
     loaded = load_run_config(path, console=console)
     output = console.export_text()
-    assert "pipeline.model.num_coarse_sample (closest: num_coarse_samples)" in output
+    assert "pipeline.model.base_mlp_num_layer (closest: base_mlp_num_layers)" in output
     assert "old_option" in output
-    assert loaded.pipeline.model.num_coarse_samples == saved.pipeline.model.num_coarse_samples
+    assert loaded.pipeline.model.base_mlp_num_layers == saved.pipeline.model.base_mlp_num_layers
 
 
 @pytest.mark.parametrize(

@@ -22,12 +22,11 @@ from nerfkit.model_components.colliders import NearFarCollider
 from nerfkit.model_components.losses import distortion_loss, envelope_weights, interlevel_loss
 from nerfkit.model_components.proposal_sampler import (
     ProposalNetworkSampler,
+    ProposalSamplerConfig,
     anneal_exponent,
-    inverse_spacing_fn,
     proposals_update,
-    spacing_fn,
-    spacing_to_distance,
 )
+from nerfkit.model_components.spacing import inverse_spacing_fn, spacing_fn, spacing_to_distance
 from nerfkit.models.nerfacto import NerfactoModelConfig
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -374,9 +373,8 @@ def tiny_model(**overrides: object) -> torch.nn.Module:
         "hidden_dim": 16,
         "hidden_dim_color": 16,
         "appearance_embed_dim": 4,
-        "num_proposal_samples_per_ray": (16, 8),
+        "sampler": ProposalSamplerConfig(num_proposal_samples_per_ray=(16, 8), num_nerf_samples_per_ray=8),
         "proposal_max_resolutions": (32, 32),
-        "num_nerf_samples_per_ray": 8,
         "eval_num_rays_per_chunk": 50,
     }
     config = NerfactoModelConfig(**(settings | overrides))
@@ -463,8 +461,8 @@ TINY_NERFACTO = [
     "--pipeline.model.num-levels", "4",
     "--pipeline.model.log2-hashmap-size", "12",
     "--pipeline.model.max-resolution", "64",
-    "--pipeline.model.num-proposal-samples-per-ray", "16", "8",
-    "--pipeline.model.num-nerf-samples-per-ray", "8",
+    "--pipeline.model.sampler.num-proposal-samples-per-ray", "16", "8",
+    "--pipeline.model.sampler.num-nerf-samples-per-ray", "8",
     "--pipeline.model.eval-num-rays-per-chunk", "1024",
 ]  # fmt: skip
 """nerfacto small enough that a step takes milliseconds."""
@@ -494,8 +492,8 @@ NERFACTO_STEPS = 500
 NERFACTO_LEARNING_FLAGS = [
     "--pipeline.datamanager.dataparser.downscale-factor", "8",
     "--pipeline.datamanager.train-num-rays-per-batch", "512",
-    "--pipeline.model.num-proposal-samples-per-ray", "128", "64",
-    "--pipeline.model.num-nerf-samples-per-ray", "32",
+    "--pipeline.model.sampler.num-proposal-samples-per-ray", "128", "64",
+    "--pipeline.model.sampler.num-nerf-samples-per-ray", "32",
     "--pipeline.model.num-levels", "12",
     "--pipeline.model.log2-hashmap-size", "17",
     "--pipeline.model.max-resolution", "512",

@@ -35,7 +35,7 @@ def test_nerfacto_learns_a_colmap_capture(
     monkeypatch.setenv("NERFKIT_CACHE_DIR", str(lego_cache_dir))
     # kit-process-data composited the renders onto white, so white is the scene's known background: empty space
     # renders it, instead of nerfacto's default random background forcing a fog of white floaters.
-    flags = [*NERFACTO_LEARNING_FLAGS, "--pipeline.model.background-color", "white"]
+    flags = [*NERFACTO_LEARNING_FLAGS, "pipeline.model.background-color:white"]
     assert kit_train("nerfacto", "--data", str(processed_lego), "--run-dir", str(tmp_path), *flags) == 0
     assert "format" in (tmp_path / "dataparser_transforms.json").read_text()
     table = scalars(tmp_path)

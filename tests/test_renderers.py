@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from nerfkit.cameras.rays import RaySamples
+from nerfkit.model_components.backgrounds import BackgroundConfig
 from nerfkit.model_components.renderers import (
     AccumulationRenderer,
     DepthRenderer,
@@ -17,8 +18,14 @@ from nerfkit.model_components.renderers import (
     render_transmittance_from_density,
     render_weights_from_density,
 )
+from nerfkit.plugins.components import implementations
 from nerfkit.utils.colormaps import apply_depth_colormap
 from nerfkit.utils.metrics import psnr
+
+
+def renderer(background: str) -> RGBRenderer:
+    """An RGB renderer with the background registered under that name."""
+    return RGBRenderer(implementations(BackgroundConfig)[background]().setup())
 
 
 def loop_weights(densities: torch.Tensor, deltas: torch.Tensor) -> torch.Tensor:
@@ -64,29 +71,29 @@ def test_constant_density_gives_analytic_transmittance() -> None:
 def test_background_shows_through_empty_rays() -> None:
     rgb = torch.rand(5, 4, 3)
     empty = torch.zeros(5, 4, 1)
-    white, background = RGBRenderer("white")(rgb, empty)
+    white, background = renderer("white")(rgb, empty)
     assert torch.equal(white, torch.ones(5, 3)) and torch.equal(background, torch.ones(5, 3))
-    black, _ = RGBRenderer("black")(rgb, empty)
+    black, _ = renderer("black")(rgb, empty)
     assert torch.equal(black, torch.zeros(5, 3))
-    last, background = RGBRenderer("last_sample")(rgb, empty)
+    last, background = renderer("last-sample")(rgb, empty)
     assert torch.equal(last, rgb[:, -1]) and torch.equal(background, rgb[:, -1])
 
 
 def test_random_background_is_per_ray_in_training_and_white_in_eval() -> None:
-    renderer = RGBRenderer("random")
+    random = renderer("random")
     rgb, weights = torch.rand(64, 4, 3), torch.rand(64, 4, 1) * 0.2
-    composited, background = renderer.train()(rgb, weights)
+    composited, background = random.train()(rgb, weights)
     assert background.std(dim=0).min() > 0.1
     opacity = weights.sum(dim=-2)
     torch.testing.assert_close(composited, (weights * rgb).sum(dim=-2) + (1 - opacity) * background)
-    _, eval_background = renderer.eval()(rgb, weights)
+    _, eval_background = random.eval()(rgb, weights)
     assert torch.equal(eval_background, torch.ones(64, 3))
 
 
 def test_opaque_ray_ignores_background() -> None:
     rgb = torch.tensor([[[0.2, 0.4, 0.6]]]).expand(3, 2, 3)
     weights = torch.tensor([[[1.0], [0.0]]]).expand(3, 2, 1)
-    composited, _ = RGBRenderer("random").train()(rgb, weights)
+    composited, _ = renderer("random").train()(rgb, weights)
     torch.testing.assert_close(composited, rgb[:, 0])
 
 

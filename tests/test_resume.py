@@ -25,7 +25,7 @@ from nerfkit.scripts.train import parse_args, train
 TINY_VANILLA = [
     *TINY_MODEL,
     "--pipeline.datamanager.dataparser.downscale-factor", "8",
-    "--pipeline.model.background-color", "random",
+    "pipeline.model.background-color:random",
     "--logging.steps-per-log", "1",
     "--steps-per-eval-batch", "3",
     "--steps-per-eval-image", "5",
@@ -169,14 +169,14 @@ def test_load_config_supplies_defaults_and_flags_override(straight_run: Path, tm
 def test_flags_are_accepted_in_any_order(lego_dir: Path) -> None:
     flags = [
         ["--data", str(lego_dir)],
-        ["--pipeline.model.num-coarse-samples", "7"],
+        ["--pipeline.model.coarse-sampler.num-samples", "7"],
         ["--max-num-iterations", "5"],
         ["--optimizers.fields.optimizer.lr", "0.01"],
     ]
     forward = parse_args(["vanilla-nerf", *sum(flags, [])], get_registry())
     backward = parse_args(["vanilla-nerf", *sum(reversed(flags), [])], get_registry())
     assert forward == backward
-    assert forward.pipeline.model.num_coarse_samples == 7 and forward.optimizers["fields"].optimizer.lr == 0.01
+    assert forward.pipeline.model.coarse_sampler.num_samples == 7 and forward.optimizers["fields"].optimizer.lr == 0.01
 
 
 def test_checkpoints_keep_the_last_k(lego_dir: Path, tmp_path: Path) -> None:

@@ -20,6 +20,8 @@ from nerfkit.cameras.rays import RayBundle
 from nerfkit.configs.serialization import read_yaml
 from nerfkit.data.scene_box import SceneBox
 from nerfkit.engine.checkpoints import checkpoint_step, find_checkpoint
+from nerfkit.field_components.encoding_configs import FrequencyEncodingConfig
+from nerfkit.model_components.ray_samplers import PDFSamplerConfig
 from nerfkit.plugins.registry import ENV_VAR
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "methods" / "template"
@@ -106,12 +108,13 @@ def template(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
 
 def tiny_model(template: ModuleType, accumulation_entropy_mult: float) -> torch.nn.Module:
     """my-method's own model config, shrunk so that a step takes milliseconds."""
+    model_config = template.template_config.my_method.config.pipeline.model
     config = dataclasses.replace(
-        template.template_config.my_method.config.pipeline.model,
-        num_coarse_samples=8,
-        num_importance_samples=8,
-        position_num_frequencies=4,
-        direction_num_frequencies=2,
+        model_config,
+        coarse_sampler=dataclasses.replace(model_config.coarse_sampler, num_samples=8),
+        fine_sampler=PDFSamplerConfig(num_samples=8),
+        position_encoding=FrequencyEncodingConfig(num_frequencies=4),
+        direction_encoding=FrequencyEncodingConfig(num_frequencies=2),
         base_mlp_num_layers=3,
         base_mlp_layer_width=32,
         head_mlp_layer_width=16,

@@ -26,8 +26,8 @@ STEPS = 600
 LEARNING_FLAGS = [
     "--pipeline.datamanager.dataparser.downscale-factor", "8",
     "--pipeline.datamanager.train-num-rays-per-batch", "512",
-    "--pipeline.model.num-coarse-samples", "32",
-    "--pipeline.model.num-importance-samples", "32",
+    "--pipeline.model.coarse-sampler.num-samples", "32",
+    "--pipeline.model.fine-sampler.num-samples", "32",
     "--pipeline.model.base-mlp-num-layers", "4",
     "--pipeline.model.base-mlp-layer-width", "128",
     "--pipeline.model.skip-connections", "2",
@@ -167,7 +167,7 @@ def test_wandb_logs_offline_without_credentials(
     assert "logging offline" in output and "wandb sync" in output
     assert init_arguments["mode"] == "offline" and init_arguments["tags"] == ["ci", "lego"]
     assert init_arguments["config"]["max_num_iterations"] == 2
-    assert init_arguments["config"]["pipeline"]["model"]["num_coarse_samples"] == 8
+    assert init_arguments["config"]["pipeline"]["model"]["coarse_sampler"]["num_samples"] == 8
     (offline_run,) = (run_dir / "wandb").glob("offline-run-*")
     assert list(offline_run.glob("*.wandb"))
     logged_images = {path.name.split("_")[0] for path in (offline_run / "files/media/images/eval").glob("*.png")}

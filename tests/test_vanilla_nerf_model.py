@@ -11,17 +11,20 @@ from nerfkit.cameras.cameras import Cameras
 from nerfkit.cameras.rays import RayBundle, RaySamples
 from nerfkit.data.scene_box import SceneBox
 from nerfkit.errors import NerfkitError
+from nerfkit.field_components.encoding_configs import FrequencyEncodingConfig
 from nerfkit.field_components.encodings import NeRFEncoding
 from nerfkit.fields.vanilla_nerf_field import NeRFField
+from nerfkit.model_components.backgrounds import BackgroundConfig, RandomBackgroundConfig, WhiteBackgroundConfig
+from nerfkit.model_components.ray_samplers import PDFSamplerConfig, UniformSamplerConfig
 from nerfkit.models.vanilla_nerf import NeRFModel, VanillaModelConfig
 
 
 def tiny_config(**overrides: object) -> VanillaModelConfig:
     settings: dict[str, object] = {
-        "num_coarse_samples": 8,
-        "num_importance_samples": 8,
-        "position_num_frequencies": 4,
-        "direction_num_frequencies": 2,
+        "coarse_sampler": UniformSamplerConfig(num_samples=8),
+        "fine_sampler": PDFSamplerConfig(num_samples=8),
+        "position_encoding": FrequencyEncodingConfig(num_frequencies=4),
+        "direction_encoding": FrequencyEncodingConfig(num_frequencies=2),
         "base_mlp_num_layers": 3,
         "base_mlp_layer_width": 32,
         "head_mlp_layer_width": 16,
@@ -68,13 +71,13 @@ def test_forward_backward_and_output_shapes(random_rays: Callable[..., RayBundle
 def test_fine_pass_sees_coarse_and_importance_samples(random_rays: Callable[..., RayBundle]) -> None:
     model = make_model().eval()
     rays = model.collider(random_rays(3))
-    coarse = model.sampler_uniform(rays)
-    fine = model.sampler_pdf(rays, coarse, torch.rand(3, 8, 1))
+    coarse = model.sampler_coarse(rays)
+    fine = model.sampler_fine(rays, coarse, torch.rand(3, 8, 1))
     assert fine.num_samples == 16
 
 
 def test_eval_mode_is_deterministic(random_rays: Callable[..., RayBundle]) -> None:
-    model = make_model(background_color="random").eval()
+    model = make_model(background_color=RandomBackgroundConfig()).eval()
     rays = random_rays(10)
     with torch.no_grad():
         first, second = model(rays), model(rays)
@@ -118,8 +121,10 @@ def test_missing_near_far_is_a_user_error() -> None:
     assert model.collider.near_plane == 2 and model.collider.far_plane == 6
 
 
-@pytest.mark.parametrize("background_color", ["white", "random"])
-def test_overfits_fixed_rays(background_color: str, random_rays: Callable[..., RayBundle]) -> None:
+@pytest.mark.parametrize(
+    "background_color", [WhiteBackgroundConfig(), RandomBackgroundConfig()], ids=["white", "random"]
+)
+def test_overfits_fixed_rays(background_color: BackgroundConfig, random_rays: Callable[..., RayBundle]) -> None:
     torch.manual_seed(0)
     model = make_model(background_color=background_color).train()
     rays = random_rays(16, seed=1)

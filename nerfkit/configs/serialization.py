@@ -17,8 +17,9 @@ from typing import Any, Literal, Union
 
 import yaml
 
-from nerfkit.configs.config_types import config_type_name, lookup_config_type
+from nerfkit.configs.config_types import config_type_name, lookup_config_type, registered_config_types
 from nerfkit.errors import NerfkitError
+from nerfkit.plugins.components import load_component_plugins
 
 SCHEMA_VERSION = 1
 """Bumped when a change to the config tree needs more than the ignore-unknown-fields rule to load old files."""
@@ -70,11 +71,13 @@ def with_absolute_paths(value: Any) -> Any:
 
 
 class _Merge:
-    """Applies file data onto a default config, collecting fields this version of nerfkit does not know."""
+    """Applies file data onto a default config; fields this nerfkit does not know are collected, or with `strict`
+    an error naming the closest valid keys."""
 
-    def __init__(self, source: str, relative_to: Path | None) -> None:
+    def __init__(self, source: str, relative_to: Path | None, strict: bool) -> None:
         self.source = source
         self.relative_to = relative_to
+        self.strict = strict
         self.unknown: list[str] = []
 
     def error(self, where: str, message: str, hint: str | None = None) -> NerfkitError:
@@ -136,12 +139,15 @@ class _Merge:
         return data
 
     def _apply_dataclass(self, default: Any, data: Any, declared: type, where: str) -> Any:
+        if isinstance(data, str) and registered_config_types(declared):
+            data = {TYPE_KEY: data}  # `sampler: pdf` is short for `sampler: {type: pdf}`
         if not isinstance(data, dict):
             raise self.error(where, f"expects a mapping of fields, got {data!r}")
         data = dict(data)
         type_name = data.pop(TYPE_KEY, None)
         cls = type(default) if default is not None else declared
         if type_name is not None and type_name != config_type_name(cls):
+            load_component_plugins()
             cls = lookup_config_type(type_name, declared, f"{self.source}: field {where}")
         if type(default) is not cls:
             default = cls()
@@ -151,7 +157,14 @@ class _Merge:
         for key, value in data.items():
             path = _join(where, key)
             if key not in known:
-                closest = difflib.get_close_matches(str(key), known, n=1)
+                closest = difflib.get_close_matches(str(key), known, n=3, cutoff=0.5)
+                if self.strict:
+                    place = f"in {where}" if where else "at the top level"
+                    listing = ", ".join(closest) if closest else ", ".join(known)
+                    raise NerfkitError(
+                        f"{self.source}: unknown key {key!r} {place}",
+                        hint=f"{'closest valid keys' if closest else 'valid keys'} there: {listing}",
+                    )
                 self.unknown.append(path + (f" (closest: {closest[0]})" if closest else ""))
                 continue
             updates[key] = self.apply(getattr(default, key), value, hints[key], path)
@@ -167,10 +180,11 @@ class _Merge:
 
 
 def apply_data(
-    default: Any, data: dict[str, Any], source: str, relative_to: Path | None = None
+    default: Any, data: dict[str, Any], source: str, relative_to: Path | None = None, strict: bool = False
 ) -> tuple[Any, list[str]]:
-    """`default` with the file's values applied, and the fields of the file that were not recognised."""
-    merge = _Merge(source, relative_to)
+    """`default` with the file's values applied, and the fields of the file that were not recognised (with
+    `strict`, an unrecognised field is an error instead)."""
+    merge = _Merge(source, relative_to, strict)
     return merge.apply(default, data, type(default), ""), merge.unknown
 
 

@@ -100,6 +100,10 @@ class TrainerConfig(InstantiateConfig):
     """Step of the checkpoint in --load-dir to load (None: the latest)."""
     load_config: Path | None = None
     """Take the defaults from this config.yml; other flags still override them."""
+    config: Path | None = None
+    """Experiment YAML applied on the method's defaults (or --load-config's); other flags still override it."""
+    print_config: bool = False
+    """Print the resolved config as YAML (a valid --config file) and exit."""
     resume: Path | None = None
     """Continue the run in this folder from its latest checkpoint, with its saved config."""
     debug: bool = False
@@ -197,6 +201,7 @@ class Trainer:
     def setup(self) -> None:
         """Builds everything and loads the checkpoint before writing anything, so bad input leaves no files."""
         config = self.config
+        config.pipeline.model.check_parts("pipeline.model")
         self.backends = resolve_backends(config.machine.kernels, self.device)
         self.console.print(f"kernels: {self.backends.describe()}")
         self.pipeline = config.pipeline.setup(

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
 from nerfkit.cameras.rays import RayBundle
+from nerfkit.configs.base_config import InstantiateConfig
+from nerfkit.data.scene_box import SceneBox
 from nerfkit.errors import NerfkitError
+from nerfkit.kernels.occupancy_grid import ray_aabb_intersect
+from nerfkit.plugins.components import PartContext, component_choice, register_component
 
 
 class NearFarCollider(nn.Module):
@@ -30,3 +34,50 @@ class NearFarCollider(nn.Module):
     def forward(self, ray_bundle: RayBundle) -> RayBundle:
         ones = torch.ones_like(ray_bundle.origins[..., :1])
         return replace(ray_bundle, nears=ones * self.near_plane, fars=ones * self.far_plane)
+
+
+class AABBCollider(NearFarCollider):
+    """Each ray's stretch inside the scene box, within [near, far]: no samples are spent on empty space around it.
+
+    A ray that misses the box gets an empty interval at the near plane, so it renders as pure background.
+    """
+
+    def __init__(self, scene_box: SceneBox, near_plane: float, far_plane: float) -> None:
+        super().__init__(near_plane, far_plane)
+        self.register_buffer("aabb", scene_box.aabb.flatten().clone(), persistent=False)
+
+    def forward(self, ray_bundle: RayBundle) -> RayBundle:
+        t_enter, t_exit, hits = ray_aabb_intersect(ray_bundle.origins, ray_bundle.directions, self.aabb)
+        nears = t_enter.clamp(self.near_plane, self.far_plane)
+        fars = torch.where(hits, t_exit.clamp(self.near_plane, self.far_plane), nears)
+        return replace(ray_bundle, nears=nears[:, None], fars=fars[:, None])
+
+
+@dataclass
+class ColliderConfig(InstantiateConfig):
+    """Decides each ray's interval worth sampling; `setup(context)` builds the collider."""
+
+    def setup(self, context: PartContext) -> nn.Module:
+        raise NotImplementedError(f"{type(self).__name__} must say how its collider is built")
+
+
+@register_component("near-far")
+@dataclass
+class NearFarColliderConfig(ColliderConfig):
+    """The model's near and far planes for every ray (NeRF's Blender setting)."""
+
+    def setup(self, context: PartContext) -> nn.Module:
+        return NearFarCollider(context.near_plane, context.far_plane)
+
+
+@register_component("aabb")
+@dataclass
+class AABBColliderConfig(ColliderConfig):
+    """Where each ray crosses the scene box, within the near and far planes: samples only inside the box."""
+
+    def setup(self, context: PartContext) -> nn.Module:
+        return AABBCollider(context.scene_box, context.near_plane, context.far_plane)
+
+
+ColliderChoice = component_choice(ColliderConfig)
+"""A config field that holds any registered collider."""

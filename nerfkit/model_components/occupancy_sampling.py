@@ -10,19 +10,21 @@ from jaxtyping import Float, Int
 from torch import Tensor, nn
 
 from nerfkit.cameras.rays import RayBundle
-from nerfkit.configs.base_config import PrintableConfig
 from nerfkit.data.scene_box import SceneBox
 from nerfkit.engine.callbacks import TrainingCallback
 from nerfkit.kernels.backends import Backend
 from nerfkit.kernels.occupancy_grid import OccupancyGrid
 from nerfkit.kernels.volrend import accumulate_along_rays, render_weight_from_density
+from nerfkit.model_components.ray_samplers import RaySamplerConfig
 from nerfkit.model_components.renderers import composite_on_background
+from nerfkit.plugins.components import PartContext, register_component
 
 DensityFn = Callable[[Float[Tensor, "num_points 3"]], Float[Tensor, "num_points 1"]]
 
 
+@register_component("occupancy-grid")
 @dataclass
-class OccupancySamplerConfig(PrintableConfig):
+class OccupancySamplerConfig(RaySamplerConfig):
     """Where rays are sampled: only in cells an occupancy grid marks as holding content."""
 
     grid_resolution: int = 128
@@ -43,6 +45,11 @@ class OccupancySamplerConfig(PrintableConfig):
     """Marching along a ray stops once its transmittance falls below this."""
     cone_angle: float = 0.0
     """Step growth with distance (0: uniform steps, right for scenes inside the box)."""
+
+    def setup(self, context: PartContext) -> OccupancySampler:
+        return OccupancySampler(
+            self, context.scene_box, context.near_plane, context.far_plane, context.backends.occupancy_grid
+        )
 
 
 class OccupancySampler(nn.Module):

@@ -3,15 +3,13 @@ content is, and the field is evaluated only there.
 
 Samples live in a normalised "spacing" s in [0, 1] along each ray, not in distance: the first level spreads them
 evenly in s, and each later level redraws them from the previous level's weights by inverse transform sampling in s.
-With the lin-disp spacing, s grows linearly with distance up to a switch distance and with disparity (1 / distance)
-beyond it: half of the first level's samples lie within the switch distance, half beyond, however far the far plane.
+The spacings themselves (lin-disp for unbounded scenes) are in `spacing.py`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
 
 import torch
 from jaxtyping import Float
@@ -22,44 +20,9 @@ from nerfkit.engine.callbacks import TrainingCallback, TrainingCallbackLocation
 from nerfkit.kernels.backends import Backend
 from nerfkit.kernels.volrend import render_weight_from_density
 from nerfkit.model_components.occupancy_sampling import DensityFn
-from nerfkit.model_components.ray_samplers import inverse_transform_sample, uniform_bins
-
-InitialSpacing = Literal["lin-disp", "uniform"]
-"""How the first level spreads samples: linear then in disparity (unbounded scenes), or evenly in distance."""
-
-
-def spacing_fn(
-    distances: Float[Tensor, "*bs"], spacing: InitialSpacing, switch_distance: float
-) -> Float[Tensor, "*bs"]:
-    """The unnormalised spacing g(t): t for uniform; for lin-disp t / 2r up to r, 1 - r / 2t beyond (continuous, with
-    a continuous slope, reaching 1 at infinity)."""
-    if spacing == "uniform":
-        return distances
-    r = switch_distance
-    return torch.where(distances < r, distances / (2 * r), 1 - r / (2 * distances.clamp_min(r)))
-
-
-def inverse_spacing_fn(
-    values: Float[Tensor, "*bs"], spacing: InitialSpacing, switch_distance: float
-) -> Float[Tensor, "*bs"]:
-    """The distance t with g(t) = `values`."""
-    if spacing == "uniform":
-        return values
-    r = switch_distance
-    return torch.where(values < 0.5, 2 * r * values, r / (2 * (1 - values.clamp(0.5, 1 - 1e-7))))
-
-
-def spacing_to_distance(
-    spacing_bins: Float[Tensor, "num_rays num_edges"],
-    nears: Float[Tensor, "num_rays 1"],
-    fars: Float[Tensor, "num_rays 1"],
-    spacing: InitialSpacing,
-    switch_distance: float,
-) -> Float[Tensor, "num_rays num_edges"]:
-    """Distances along each ray of normalised spacings: s = 0 is the near plane, s = 1 the far plane."""
-    g_near, g_far = (spacing_fn(bound, spacing, switch_distance) for bound in (nears, fars))
-    distances = inverse_spacing_fn(torch.lerp(g_near, g_far, spacing_bins), spacing, switch_distance)
-    return torch.minimum(torch.maximum(distances, nears), fars)
+from nerfkit.model_components.ray_samplers import RaySamplerConfig, inverse_transform_sample, uniform_bins
+from nerfkit.model_components.spacing import InitialSpacing, spacing_to_distance
+from nerfkit.plugins.components import PartContext, register_component
 
 
 def resample_bins(
@@ -189,3 +152,37 @@ class ProposalNetworkSampler(nn.Module):
             all_weights.append(weights)
         spacing_bins = self._resample(spacing_bins, all_weights[-1], exponent, self.num_nerf_samples_per_ray)
         return ProposalSamples(self._ray_samples(ray_bundle, spacing_bins), spacing_bins, all_bins, all_weights)
+
+
+@register_component("proposal")
+@dataclass
+class ProposalSamplerConfig(RaySamplerConfig):
+    """Proposal-network sampling (Mip-NeRF 360, nerfacto): levels of samples from small density networks' weights."""
+
+    initial_sampler: InitialSpacing = "lin-disp"
+    """First level's spacing: linear up to the scene box's half-size, then in disparity; or uniform in distance."""
+    num_proposal_samples_per_ray: tuple[int, ...] = (256, 96)
+    """Samples per ray evaluated by each proposal network, in order."""
+    num_nerf_samples_per_ray: int = 48
+    """Samples per ray evaluated by the field."""
+    weights_anneal_slope: float = 10.0
+    """How fast resampling goes from even (exponent 0 on the proposal weights) to following them (exponent 1)."""
+    weights_anneal_max_num_iters: int = 1000
+    """Step at which the proposal weights are followed fully."""
+    update_every: int = 5
+    """After the warm-up, proposal networks get gradients once more than this many steps passed since they last did."""
+    warmup: int = 5000
+    """Steps over which that gap grows from 1 to update-every (Nerfstudio's schedule)."""
+
+    def setup(self, context: PartContext) -> ProposalNetworkSampler:
+        return ProposalNetworkSampler(
+            self.num_proposal_samples_per_ray,
+            self.num_nerf_samples_per_ray,
+            initial_spacing=self.initial_sampler,
+            switch_distance=float(context.scene_box.size.max()) / 2,
+            weights_anneal_slope=self.weights_anneal_slope,
+            weights_anneal_max_num_iters=self.weights_anneal_max_num_iters,
+            update_every=self.update_every,
+            update_warmup=self.warmup,
+            backend=context.backends.volume_rendering,
+        )

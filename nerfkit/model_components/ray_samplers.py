@@ -6,11 +6,16 @@ whole interval.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
 from nerfkit.cameras.rays import RayBundle, RaySamples
+from nerfkit.configs.base_config import InstantiateConfig
+from nerfkit.model_components.spacing import InitialSpacing, spacing_to_distance
+from nerfkit.plugins.components import PartContext, component_choice, register_component
 
 
 def stratified_offsets(
@@ -53,18 +58,34 @@ def inverse_transform_sample(
 
 
 class UniformSampler(nn.Module):
-    """Equal intervals between each ray's near and far, jittered in training so the field sees every depth."""
+    """Equal intervals between each ray's near and far, jittered in training so the field sees every depth.
 
-    def __init__(self, num_samples: int, train_stratified: bool = True) -> None:
+    Equal in distance by default; with the lin-disp spacing, equal in that spacing (see `spacing.py`).
+    """
+
+    def __init__(
+        self,
+        num_samples: int,
+        train_stratified: bool = True,
+        spacing: InitialSpacing = "uniform",
+        switch_distance: float = 1.0,
+    ) -> None:
         super().__init__()
         self.num_samples = num_samples
         self.train_stratified = train_stratified
+        self.spacing = spacing
+        self.switch_distance = switch_distance
 
     def forward(self, ray_bundle: RayBundle) -> RaySamples:
         if ray_bundle.nears is None or ray_bundle.fars is None:
             raise ValueError("UniformSampler needs ray_bundle.nears and .fars; run a collider first")
         stratified = self.training and self.train_stratified
-        bins = uniform_bins(ray_bundle.nears, ray_bundle.fars, self.num_samples, stratified)
+        if self.spacing == "uniform":
+            bins = uniform_bins(ray_bundle.nears, ray_bundle.fars, self.num_samples, stratified)
+        else:
+            zeros = torch.zeros_like(ray_bundle.nears)
+            fractions = uniform_bins(zeros, torch.ones_like(zeros), self.num_samples, stratified)
+            bins = spacing_to_distance(fractions, ray_bundle.nears, ray_bundle.fars, self.spacing, self.switch_distance)
         return RaySamples.from_bins(ray_bundle, bins)
 
 
@@ -111,3 +132,65 @@ class PDFSampler(nn.Module):
             zeros, ones = torch.zeros_like(bins[:, :1]), torch.ones_like(bins[:, :1])
             edges = inverse_transform_sample(bins, padded, uniform_bins(zeros, ones, self.num_samples, stratified))
         return RaySamples.from_bins(ray_bundle, edges)
+
+
+@dataclass
+class RaySamplerConfig(InstantiateConfig):
+    """Where along each ray a model evaluates its field; `setup(context)` builds the sampler."""
+
+    def setup(self, context: PartContext) -> nn.Module:
+        raise NotImplementedError(f"{type(self).__name__} must say how its sampler is built")
+
+
+@dataclass
+class InitialSamplerConfig(RaySamplerConfig):
+    """A sampler that needs nothing but the rays, so it can make a model's first pass."""
+
+    num_samples: int = 64
+    """Samples per ray."""
+    train_stratified: bool = True
+    """Jitter the samples in training, so the field sees every depth."""
+
+
+@register_component("uniform")
+@dataclass
+class UniformSamplerConfig(InitialSamplerConfig):
+    """Evenly spaced in distance between the near and far planes (NeRF's coarse samples)."""
+
+    def setup(self, context: PartContext) -> UniformSampler:
+        return UniformSampler(self.num_samples, self.train_stratified)
+
+
+@register_component("lin-disp")
+@dataclass
+class LinDispSamplerConfig(InitialSamplerConfig):
+    """Evenly spaced in distance up to a switch distance, then in disparity: dense near, sparse far."""
+
+    switch_distance: float | None = None
+    """Distance where the spacing turns from linear to disparity (None: half the scene box's largest side)."""
+
+    def setup(self, context: PartContext) -> UniformSampler:
+        switch_distance = self.switch_distance or float(context.scene_box.size.max()) / 2
+        return UniformSampler(self.num_samples, self.train_stratified, "lin-disp", switch_distance)
+
+
+@register_component("pdf")
+@dataclass
+class PDFSamplerConfig(RaySamplerConfig):
+    """Importance samples drawn from a previous pass's weights (NeRF's fine samples)."""
+
+    num_samples: int = 128
+    """New samples per ray."""
+    train_stratified: bool = True
+    """Jitter the draws in training."""
+    include_original: bool = True
+    """Keep the previous pass's samples too (NeRF: 64 + 128 = 192 for the fine field)."""
+    histogram_padding: float = 0.01
+    """Weight added to every previous bin, so bins that look empty still get a few samples."""
+
+    def setup(self, context: PartContext) -> PDFSampler:
+        return PDFSampler(self.num_samples, self.train_stratified, self.include_original, self.histogram_padding)
+
+
+RaySamplerChoice = component_choice(RaySamplerConfig)
+"""A config field that holds any registered ray sampler."""

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
 from nerfkit.cameras.rays import RaySamples
-
-BackgroundColor = Literal["white", "black", "random", "last_sample"]
-"""What shows through where a ray is not fully absorbed."""
+from nerfkit.model_components.backgrounds import Background
 
 
 def render_transmittance_from_density(
@@ -64,37 +60,18 @@ def composite_ground_truth(
     return composite_on_background(rgb * alpha, alpha, background.detach())
 
 
-def background_for_rays(
-    background_color: Literal["white", "black", "random"], num_rays: int, training: bool, device: torch.device
-) -> Float[Tensor, "num_rays 3"]:
-    """One background colour per ray: random ones only in training, white when rendering for evaluation."""
-    if background_color == "random" and training:
-        return torch.rand(num_rays, 3, device=device)
-    value = 0.0 if background_color == "black" else 1.0
-    return torch.full((num_rays, 3), value, device=device)
-
-
 class RGBRenderer(nn.Module):
-    """Composites sample colours onto a background and reports the background it used for each ray.
+    """Composites sample colours onto a background and reports the background it used for each ray."""
 
-    "random" draws a colour per ray in training, so the only way to match a transparent ground-truth pixel is to be
-    transparent; it is white in eval. "last_sample" uses the colour at the far end of each ray.
-    """
-
-    def __init__(self, background_color: BackgroundColor = "white") -> None:
+    def __init__(self, background: Background) -> None:
         super().__init__()
-        self.background_color = background_color
-
-    def get_background(self, rgb: Float[Tensor, "num_rays num_samples 3"]) -> Float[Tensor, "num_rays 3"]:
-        if self.background_color == "last_sample":
-            return rgb[:, -1, :]
-        return background_for_rays(self.background_color, rgb.shape[0], self.training, rgb.device)
+        self.background = background
 
     def forward(
         self, rgb: Float[Tensor, "num_rays num_samples 3"], weights: Float[Tensor, "num_rays num_samples 1"]
     ) -> tuple[Float[Tensor, "num_rays 3"], Float[Tensor, "num_rays 3"]]:
         """The composited colour per ray and the background behind it."""
-        background = self.get_background(rgb)
+        background = self.background(rgb.shape[0], rgb.device, rgb)
         composited = composite_on_background(
             accumulate_along_rays(weights, rgb), accumulate_along_rays(weights), background
         )

@@ -18,6 +18,7 @@ from nerfkit.data.scene_box import SceneBox
 from nerfkit.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
 from nerfkit.errors import NerfkitError
 from nerfkit.kernels.backends import Backends
+from nerfkit.plugins.components import PartContext
 
 
 @dataclass
@@ -31,6 +32,10 @@ class ModelConfig(InstantiateConfig):
     """Where sampling starts along each ray; None takes the dataset's."""
     far_plane: float | None = None
     """Where sampling ends along each ray; None takes the dataset's."""
+
+    def check_parts(self, where: str = "model") -> None:
+        """Raises a NerfkitError naming the field (`where` is the model's place in the config tree) if a chosen
+        part cannot work in this model; run at start-up, before any data is loaded."""
 
 
 class Model(nn.Module):
@@ -54,6 +59,7 @@ class Model(nn.Module):
         self.backends = backends or Backends()
         self.near_plane = config.near_plane if config.near_plane is not None else self.metadata.get("near_plane")
         self.far_plane = config.far_plane if config.far_plane is not None else self.metadata.get("far_plane")
+        config.check_parts()
         self.populate_modules()
         # A parameter-free buffer tells where the model lives even before the subclass adds parameters.
         self.register_buffer("_device_marker", torch.empty(0), persistent=False)
@@ -61,6 +67,10 @@ class Model(nn.Module):
     @property
     def device(self) -> torch.device:
         return self._device_marker.device
+
+    def part_context(self) -> PartContext:
+        """What the model's replaceable parts are built with; models check first that they have both planes."""
+        return PartContext(self.scene_box, self.near_plane, self.far_plane, self.backends)
 
     @abstractmethod
     def populate_modules(self) -> None:

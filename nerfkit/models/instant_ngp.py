@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 from jaxtyping import Float
 from torch import Tensor
 
 from nerfkit.configs.base_config import Target
 from nerfkit.fields.ngp_field import NGPField
-from nerfkit.model_components.occupancy_sampling import (
-    OccupancySamplerConfig,
-)
+from nerfkit.model_components.backgrounds import BackgroundChoice, RandomBackgroundConfig
+from nerfkit.model_components.occupancy_sampling import OccupancySamplerConfig
+from nerfkit.model_components.ray_samplers import RaySamplerChoice
 from nerfkit.models.base_model import Model, ModelConfig
-from nerfkit.models.occupancy_grid_model import OccupancyGridRendering
+from nerfkit.models.occupancy_grid_model import OccupancyGridRendering, check_occupancy_parts
 from nerfkit.models.single_pass import SinglePassOutputs
 
 
@@ -37,10 +36,13 @@ class InstantNGPModelConfig(ModelConfig):
     """Width of the density MLP."""
     hidden_dim_color: int = 64
     """Width of the colour MLP."""
-    sampler: OccupancySamplerConfig = field(default_factory=OccupancySamplerConfig)
-    """Occupancy grid and marching."""
-    background_color: Literal["white", "black", "random"] = "random"
-    """Colour behind the scene; random (per ray, in training) teaches transparent pixels to stay empty."""
+    sampler: RaySamplerChoice = field(default_factory=OccupancySamplerConfig)
+    """Where rays are sampled: this model needs the occupancy grid."""
+    background_color: BackgroundChoice = field(default_factory=RandomBackgroundConfig)
+    """What each ray sees behind the scene (not last-sample: packed samples have no last sample per ray)."""
+
+    def check_parts(self, where: str = "model") -> None:
+        check_occupancy_parts(where, self.sampler, self.background_color)
 
 
 class NGPModel(OccupancyGridRendering, SinglePassOutputs, Model):
@@ -60,7 +62,7 @@ class NGPModel(OccupancyGridRendering, SinglePassOutputs, Model):
             hidden_dim=self.config.hidden_dim,
             hidden_dim_color=self.config.hidden_dim_color,
         )
-        self.sampler = self.make_occupancy_sampler("instant-ngp")
+        self.build_occupancy_parts("instant-ngp")
 
     def query_density(self, positions: Float[Tensor, "num_points 3"]) -> Float[Tensor, "num_points 1"]:
         return self.field.density(positions)[0]

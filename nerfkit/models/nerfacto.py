@@ -19,12 +19,15 @@ from nerfkit.field_components.spatial_distortions import SceneContraction
 from nerfkit.fields.density_fields import HashDensityField
 from nerfkit.fields.nerfacto_field import NerfactoField
 from nerfkit.kernels.volrend import render_weight_from_density
-from nerfkit.model_components.colliders import NearFarCollider
+from nerfkit.model_components.backgrounds import BackgroundChoice, RandomBackgroundConfig
+from nerfkit.model_components.colliders import ColliderChoice, NearFarColliderConfig
 from nerfkit.model_components.losses import distortion_loss, interlevel_loss
-from nerfkit.model_components.proposal_sampler import InitialSpacing, ProposalNetworkSampler
-from nerfkit.model_components.renderers import AccumulationRenderer, BackgroundColor, DepthRenderer, RGBRenderer
+from nerfkit.model_components.proposal_sampler import ProposalSamplerConfig
+from nerfkit.model_components.ray_samplers import RaySamplerChoice, RaySamplerConfig
+from nerfkit.model_components.renderers import AccumulationRenderer, DepthRenderer, RGBRenderer
 from nerfkit.models.base_model import Model, ModelConfig
 from nerfkit.models.single_pass import SinglePassOutputs
+from nerfkit.plugins.components import check_component
 
 
 @dataclass
@@ -36,8 +39,12 @@ class NerfactoModelConfig(ModelConfig):
     """Where sampling starts along each ray (None takes the dataset's); close, as cameras may sit inside the scene."""
     far_plane: float | None = 1000.0
     """Where sampling ends along each ray (None takes the dataset's); far, as contraction makes space finite."""
-    background_color: BackgroundColor = "random"
-    """Colour behind the scene; random (per ray, in training) teaches transparent pixels to stay empty."""
+    background_color: BackgroundChoice = field(default_factory=RandomBackgroundConfig)
+    """What each ray sees behind the scene; random (per ray, in training) teaches transparent pixels to stay empty."""
+    collider: ColliderChoice = field(default_factory=NearFarColliderConfig)
+    """Which stretch of each ray is sampled."""
+    sampler: RaySamplerChoice = field(default_factory=ProposalSamplerConfig)
+    """Where the field is evaluated: nerfacto needs the proposal sampler, whose weights train its proposal networks."""
     scene_contraction: Literal["l-inf", "l2", "off"] = "l-inf"
     """Contraction of space outside the scene box (off: nothing exists outside the box)."""
     num_levels: int = 16
@@ -62,12 +69,6 @@ class NerfactoModelConfig(ModelConfig):
     """Render unseen (eval) images with the mean appearance embedding; else with zeros."""
     average_init_density: float = 0.01
     """Scale of every density: small keeps a fresh model see-through, so early gradients reach the whole ray."""
-    initial_sampler: InitialSpacing = "lin-disp"
-    """First level's spacing: linear up to the scene box's half-size, then in disparity; or uniform in distance."""
-    num_proposal_samples_per_ray: tuple[int, ...] = (256, 96)
-    """Samples per ray evaluated by each proposal network, in order."""
-    num_nerf_samples_per_ray: int = 48
-    """Samples per ray evaluated by the field."""
     proposal_max_resolutions: tuple[int, ...] = (128, 256)
     """Finest hash-grid resolution of each proposal network (one per proposal level)."""
     proposal_num_levels: int = 5
@@ -76,20 +77,28 @@ class NerfactoModelConfig(ModelConfig):
     """log2 of the entries per level of each proposal network's hash grid."""
     proposal_hidden_dim: int = 16
     """Width of each proposal network's hidden layer."""
-    proposal_weights_anneal_slope: float = 10.0
-    """How fast resampling goes from even (exponent 0 on the proposal weights) to following them (exponent 1)."""
-    proposal_weights_anneal_max_num_iters: int = 1000
-    """Step at which the proposal weights are followed fully."""
-    proposal_update_every: int = 5
-    """After the warm-up, proposal networks get gradients once more than this many steps passed since they last did."""
-    proposal_warmup: int = 5000
-    """Steps over which that gap grows from 1 to proposal-update-every (Nerfstudio's schedule)."""
     interlevel_loss_mult: float = 1.0
     """Weight of the proposal (interlevel) loss."""
     distortion_loss_mult: float = 0.002
     """Weight of the distortion loss."""
     camera_optimizer: CameraOptimizerConfig = field(default_factory=CameraOptimizerConfig)
     """Pose refinement of the training cameras."""
+
+    def check_parts(self, where: str = "model") -> None:
+        check_component(
+            f"{where}.sampler",
+            self.sampler,
+            RaySamplerConfig,
+            lambda cls: issubclass(cls, ProposalSamplerConfig),
+            "nerfacto's proposal networks are trained through the proposal sampler's weights",
+        )
+        num_levels = len(self.sampler.num_proposal_samples_per_ray)
+        if len(self.proposal_max_resolutions) != num_levels:
+            raise NerfkitError(
+                f"{where}: {num_levels} proposal levels (sampler.num-proposal-samples-per-ray) but "
+                f"{len(self.proposal_max_resolutions)} proposal-max-resolutions",
+                hint="give one proposal max resolution per proposal level",
+            )
 
 
 class NerfactoModel(SinglePassOutputs, Model):
@@ -103,12 +112,6 @@ class NerfactoModel(SinglePassOutputs, Model):
             raise NerfkitError(
                 "nerfacto needs a near and a far plane",
                 hint="set --pipeline.model.near-plane and --pipeline.model.far-plane",
-            )
-        if len(config.proposal_max_resolutions) != len(config.num_proposal_samples_per_ray):
-            raise NerfkitError(
-                f"nerfacto: {len(config.num_proposal_samples_per_ray)} proposal levels "
-                f"(num-proposal-samples-per-ray) but {len(config.proposal_max_resolutions)} proposal-max-resolutions",
-                hint="give one proposal max resolution per proposal level",
             )
         norm = None if config.scene_contraction == "off" else config.scene_contraction
         contraction = SceneContraction(self.scene_box.aabb, norm)
@@ -140,20 +143,11 @@ class NerfactoModel(SinglePassOutputs, Model):
             )
             for max_resolution in config.proposal_max_resolutions
         )
-        self.proposal_sampler = ProposalNetworkSampler(
-            config.num_proposal_samples_per_ray,
-            config.num_nerf_samples_per_ray,
-            initial_spacing=config.initial_sampler,
-            switch_distance=float(self.scene_box.size.max()) / 2,
-            weights_anneal_slope=config.proposal_weights_anneal_slope,
-            weights_anneal_max_num_iters=config.proposal_weights_anneal_max_num_iters,
-            update_every=config.proposal_update_every,
-            update_warmup=config.proposal_warmup,
-            backend=self.backends.volume_rendering,
-        )
-        self.collider = NearFarCollider(self.near_plane, self.far_plane)
+        context = self.part_context()
+        self.proposal_sampler = config.sampler.setup(context)
+        self.collider = config.collider.setup(context)
         self.camera_optimizer = config.camera_optimizer.setup(num_cameras=self.num_train_data)
-        self.renderer_rgb = RGBRenderer(config.background_color)
+        self.renderer_rgb = RGBRenderer(config.background_color.setup())
         self.renderer_depth = DepthRenderer()
         self.renderer_accumulation = AccumulationRenderer()
 

@@ -10,22 +10,41 @@ from torch import Tensor, nn
 from nerfkit.cameras.rays import RayBundle
 from nerfkit.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
 from nerfkit.errors import NerfkitError
-from nerfkit.model_components.occupancy_sampling import OccupancySampler, render_packed, sample_points
-from nerfkit.model_components.renderers import background_for_rays
+from nerfkit.model_components.backgrounds import BackgroundConfig, check_background
+from nerfkit.model_components.occupancy_sampling import (
+    OccupancySampler,
+    OccupancySamplerConfig,
+    render_packed,
+    sample_points,
+)
+from nerfkit.model_components.ray_samplers import RaySamplerConfig
+from nerfkit.plugins.components import check_component
+
+
+def check_occupancy_parts(where: str, sampler: RaySamplerConfig, background: BackgroundConfig) -> None:
+    """The parts a model rendering packed samples from an occupancy grid can use."""
+    check_component(
+        f"{where}.sampler",
+        sampler,
+        RaySamplerConfig,
+        lambda cls: issubclass(cls, OccupancySamplerConfig),
+        "this model renders packed samples marched through its occupancy grid",
+    )
+    check_background(where, background, has_last_sample=False)
 
 
 class OccupancyGridRendering:
     """Mixin for `Model` subclasses; put it before the model base so its methods win."""
 
-    def make_occupancy_sampler(self, method: str) -> OccupancySampler:
+    def build_occupancy_parts(self, method: str) -> None:
+        """The sampler and the background, checked to be ones that work with packed samples."""
         if self.near_plane is None or self.far_plane is None:
             raise NerfkitError(
                 f"{method} needs a near and a far plane",
                 hint="set --pipeline.model.near-plane and --pipeline.model.far-plane",
             )
-        return OccupancySampler(
-            self.config.sampler, self.scene_box, self.near_plane, self.far_plane, self.backends.occupancy_grid
-        )
+        self.sampler: OccupancySampler = self.config.sampler.setup(self.part_context())
+        self.background = self.config.background_color.setup()
 
     def field_outputs(
         self, positions: Float[Tensor, "num_samples 3"], directions: Float[Tensor, "num_samples 3"]
@@ -42,9 +61,7 @@ class OccupancyGridRendering:
     def get_outputs(self, ray_bundle: RayBundle) -> dict[str, Tensor]:
         ray_indices, t_starts, t_ends = self.sampler(ray_bundle, self.query_density)
         density, rgb = self.field_outputs(*sample_points(ray_bundle, ray_indices, t_starts, t_ends))
-        background = background_for_rays(
-            self.config.background_color, len(ray_bundle), self.training, ray_bundle.origins.device
-        )
+        background = self.background(len(ray_bundle), ray_bundle.origins.device)
         return render_packed(
             density, rgb, ray_indices, t_starts, t_ends, background, backend=self.backends.volume_rendering
         )

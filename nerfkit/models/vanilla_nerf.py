@@ -12,36 +12,39 @@ from torch import Tensor, nn
 from nerfkit.cameras.rays import RayBundle, RaySamples
 from nerfkit.configs.base_config import Target
 from nerfkit.errors import NerfkitError
-from nerfkit.field_components.encodings import NeRFEncoding
+from nerfkit.field_components.encoding_configs import EncodingChoice, FrequencyEncodingConfig, check_encodings
 from nerfkit.fields.vanilla_nerf_field import NeRFField
-from nerfkit.model_components.colliders import NearFarCollider
-from nerfkit.model_components.ray_samplers import PDFSampler, UniformSampler
+from nerfkit.model_components.backgrounds import BackgroundChoice, WhiteBackgroundConfig
+from nerfkit.model_components.colliders import ColliderChoice, NearFarColliderConfig
+from nerfkit.model_components.ray_samplers import (
+    InitialSamplerConfig,
+    PDFSampler,
+    PDFSamplerConfig,
+    RaySamplerChoice,
+    RaySamplerConfig,
+    UniformSamplerConfig,
+)
 from nerfkit.model_components.renderers import (
     AccumulationRenderer,
-    BackgroundColor,
     DepthRenderer,
     RGBRenderer,
     composite_ground_truth,
     render_weights_from_density,
 )
 from nerfkit.models.base_model import Model, ModelConfig
+from nerfkit.plugins.components import check_component
 from nerfkit.utils.colormaps import apply_depth_colormap
 from nerfkit.utils.metrics import psnr
 
 
 @dataclass
-class VanillaModelConfig(ModelConfig):
-    """Settings of the original NeRF model."""
+class NeRFFieldModelConfig(ModelConfig):
+    """Settings of the models built on NeRF's field."""
 
-    _target: Target = field(default_factory=lambda: NeRFModel)
-    num_coarse_samples: int = 64
-    """Evenly spaced samples per ray for the coarse field."""
-    num_importance_samples: int = 128
-    """Extra samples per ray drawn where the coarse field found content; the fine field sees both sets."""
-    position_num_frequencies: int = 10
-    """Octaves of the positional encoding of points (2^0 .. 2^(n-1))."""
-    direction_num_frequencies: int = 4
-    """Octaves of the positional encoding of view directions."""
+    position_encoding: EncodingChoice = field(default_factory=lambda: FrequencyEncodingConfig(num_frequencies=10))
+    """Encoding of sample positions (NeRF: 10 octaves of sines and cosines)."""
+    direction_encoding: EncodingChoice = field(default_factory=lambda: FrequencyEncodingConfig(num_frequencies=4))
+    """Encoding of view directions (NeRF: 4 octaves)."""
     base_mlp_num_layers: int = 8
     """Layers of each field's MLP from position to density and features."""
     base_mlp_layer_width: int = 256
@@ -50,8 +53,41 @@ class VanillaModelConfig(ModelConfig):
     """Width of the hidden layer from features and view direction to colour."""
     skip_connections: tuple[int, ...] = (4,)
     """Base MLP layers whose input gets the encoded position again."""
-    background_color: BackgroundColor = "white"
-    """Colour behind the scene; random is per ray in training (white in eval), last_sample is each ray's far end."""
+    background_color: BackgroundChoice = field(default_factory=WhiteBackgroundConfig)
+    """What each ray sees behind the scene."""
+
+    def check_parts(self, where: str = "model") -> None:
+        check_encodings(where, self.position_encoding, self.direction_encoding)
+
+
+@dataclass
+class VanillaModelConfig(NeRFFieldModelConfig):
+    """Settings of the original NeRF model: two fields, each with its own sampler."""
+
+    _target: Target = field(default_factory=lambda: NeRFModel)
+    collider: ColliderChoice = field(default_factory=NearFarColliderConfig)
+    """Which stretch of each ray is sampled."""
+    coarse_sampler: RaySamplerChoice = field(default_factory=lambda: UniformSamplerConfig(num_samples=64))
+    """Samples for the coarse field: a sampler that needs only the rays."""
+    fine_sampler: RaySamplerChoice = field(default_factory=lambda: PDFSamplerConfig(num_samples=128))
+    """Samples for the fine field, drawn from the coarse field's weights."""
+
+    def check_parts(self, where: str = "model") -> None:
+        super().check_parts(where)
+        check_component(
+            f"{where}.coarse_sampler",
+            self.coarse_sampler,
+            RaySamplerConfig,
+            lambda cls: issubclass(cls, InitialSamplerConfig),
+            "the coarse pass needs a sampler that works from the rays alone",
+        )
+        check_component(
+            f"{where}.fine_sampler",
+            self.fine_sampler,
+            RaySamplerConfig,
+            lambda cls: issubclass(cls, (InitialSamplerConfig, PDFSamplerConfig)),
+            "the fine pass resamples the coarse pass's rays (or samples them afresh)",
+        )
 
 
 class NeRFModel(Model):
@@ -66,21 +102,21 @@ class NeRFModel(Model):
                 f"far_plane={self.far_plane}",
                 hint="set the model's near_plane and far_plane, or use a dataparser that puts them in its metadata",
             )
-        self.collider = NearFarCollider(self.near_plane, self.far_plane)
-        self.sampler_uniform = UniformSampler(self.config.num_coarse_samples)
-        self.sampler_pdf = PDFSampler(self.config.num_importance_samples)
+        context = self.part_context()
+        self.collider = self.config.collider.setup(context)
+        self.sampler_coarse = self.config.coarse_sampler.setup(context)
+        self.sampler_fine = self.config.fine_sampler.setup(context)
         self.field_coarse = self._make_field()
         self.field_fine = self._make_field()
-        self.renderer_rgb = RGBRenderer(self.config.background_color)
+        self.renderer_rgb = RGBRenderer(self.config.background_color.setup())
         self.renderer_depth = DepthRenderer()
         self.renderer_accumulation = AccumulationRenderer()
 
     def _make_field(self) -> NeRFField:
-        position_frequencies = self.config.position_num_frequencies
-        direction_frequencies = self.config.direction_num_frequencies
+        context = self.part_context()
         return NeRFField(
-            position_encoding=NeRFEncoding(3, position_frequencies, 0, position_frequencies - 1),
-            direction_encoding=NeRFEncoding(3, direction_frequencies, 0, direction_frequencies - 1),
+            position_encoding=self.config.position_encoding.setup(3, context),
+            direction_encoding=self.config.direction_encoding.setup(3, context),
             base_mlp_num_layers=self.config.base_mlp_num_layers,
             base_mlp_layer_width=self.config.base_mlp_layer_width,
             head_mlp_layer_width=self.config.head_mlp_layer_width,
@@ -118,9 +154,12 @@ class NeRFModel(Model):
 
     def get_outputs(self, ray_bundle: RayBundle) -> dict[str, Tensor]:
         ray_bundle = self.collider(ray_bundle)
-        samples_coarse = self.sampler_uniform(ray_bundle)
+        samples_coarse = self.sampler_coarse(ray_bundle)
         outputs_coarse, weights_coarse = self._render(self.field_coarse, samples_coarse)
-        samples_fine = self.sampler_pdf(ray_bundle, samples_coarse, weights_coarse)
+        if isinstance(self.sampler_fine, PDFSampler):
+            samples_fine = self.sampler_fine(ray_bundle, samples_coarse, weights_coarse)
+        else:
+            samples_fine = self.sampler_fine(ray_bundle)
         outputs_fine, _ = self._render(self.field_fine, samples_fine)
         return outputs_fine | {f"{name}_coarse": value for name, value in outputs_coarse.items()}
 

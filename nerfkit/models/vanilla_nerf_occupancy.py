@@ -3,30 +3,33 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 from jaxtyping import Float
 from torch import Tensor
 
 from nerfkit.configs.base_config import Target
 from nerfkit.fields.vanilla_nerf_field import NeRFField
-from nerfkit.model_components.occupancy_sampling import (
-    OccupancySamplerConfig,
-)
-from nerfkit.models.occupancy_grid_model import OccupancyGridRendering
+from nerfkit.model_components.backgrounds import BackgroundChoice, WhiteBackgroundConfig
+from nerfkit.model_components.occupancy_sampling import OccupancySamplerConfig
+from nerfkit.model_components.ray_samplers import RaySamplerChoice
+from nerfkit.models.occupancy_grid_model import OccupancyGridRendering, check_occupancy_parts
 from nerfkit.models.single_pass import SinglePassOutputs
-from nerfkit.models.vanilla_nerf import NeRFModel, VanillaModelConfig
+from nerfkit.models.vanilla_nerf import NeRFFieldModelConfig, NeRFModel
 
 
 @dataclass
-class VanillaOccupancyModelConfig(VanillaModelConfig):
+class VanillaOccupancyModelConfig(NeRFFieldModelConfig):
     """vanilla-nerf's field with occupancy-grid sampling instead of coarse + importance sampling."""
 
     _target: Target = field(default_factory=lambda: NeRFOccupancyModel)
-    background_color: Literal["white", "black", "random"] = "white"
-    """Colour behind the scene; random is per ray in training (white in eval)."""
-    sampler: OccupancySamplerConfig = field(default_factory=OccupancySamplerConfig)
-    """Occupancy grid and marching."""
+    background_color: BackgroundChoice = field(default_factory=WhiteBackgroundConfig)
+    """What each ray sees behind the scene (not last-sample: packed samples have no last sample per ray)."""
+    sampler: RaySamplerChoice = field(default_factory=OccupancySamplerConfig)
+    """Where rays are sampled: this model needs the occupancy grid."""
+
+    def check_parts(self, where: str = "model") -> None:
+        super().check_parts(where)
+        check_occupancy_parts(where, self.sampler, self.background_color)
 
 
 class NeRFOccupancyModel(OccupancyGridRendering, SinglePassOutputs, NeRFModel):
@@ -36,7 +39,7 @@ class NeRFOccupancyModel(OccupancyGridRendering, SinglePassOutputs, NeRFModel):
 
     def populate_modules(self) -> None:
         self.field = self._make_field()
-        self.sampler = self.make_occupancy_sampler("vanilla-nerf-occupancy")
+        self.build_occupancy_parts("vanilla-nerf-occupancy")
 
     @property
     def queried_field(self) -> NeRFField:

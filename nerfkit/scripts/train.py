@@ -1,11 +1,14 @@
 """kit-train: train a registered method.
 
 kit-train vanilla-nerf --data data/lego --max-num-iterations 300
+kit-train vanilla-nerf --config experiment.yml --data data/lego
+kit-train vanilla-nerf pipeline.model.coarse-sampler:lin-disp --data data/lego --print-config
 kit-train --resume outputs/lego/vanilla-nerf/2026-01-01_120000 --max-num-iterations 600
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from pathlib import Path
 
@@ -15,7 +18,7 @@ import yaml
 from rich.console import Console
 
 from nerfkit.configs.run_config import load_run_config
-from nerfkit.configs.serialization import to_data
+from nerfkit.configs.serialization import apply_data, read_yaml, to_data
 from nerfkit.engine.trainer import TIMESTAMP_PLACEHOLDER, Trainer, TrainerConfig
 from nerfkit.errors import NerfkitError
 from nerfkit.plugins.registry import Registry, get_registry
@@ -62,27 +65,66 @@ def _config_from_file(argv: list[str], registry: Registry) -> TrainerConfig | No
     return None
 
 
+def _with_experiment_file(
+    path: Path, method: str | None, base: TrainerConfig | None, registry: Registry
+) -> TrainerConfig:
+    """An experiment YAML (any subset of the config tree, or a run's config.yml) applied on `base`, or on the
+    method's defaults; every key must exist and every value fit its field's type."""
+    data = read_yaml(path)
+    if isinstance(data, dict) and "schema_version" in data and isinstance(data.get("config"), dict):
+        data = {**data["config"], "method_name": data.get("method_name")}
+    if not isinstance(data, dict):
+        raise NerfkitError(
+            f"{path}: an experiment file is a mapping of config fields",
+            hint="start from the output of kit-train METHOD --print-config",
+        )
+    named = data.pop("method_name", None)
+    method = method or (base.method_name if base is not None else None) or named
+    if method is None:
+        raise NerfkitError(f"{path} does not name a method", hint="name it: kit-train METHOD --config FILE")
+    if named is not None and named != method:
+        raise NerfkitError(
+            f"{path} is for method {named!r}, not {method!r}",
+            hint=f"use kit-train {named}, or remove method_name from the file",
+        )
+    base = base if base is not None else copy.deepcopy(registry.get(method).config)
+    config, _ = apply_data(base, data, source=str(path), strict=True)
+    config.method_name = method
+    return config
+
+
 def parse_args(argv: list[str], registry: Registry) -> TrainerConfig:
-    """Method subcommand, then flags in any order; --resume and --load-config supply the defaults."""
+    """Method subcommand, then flags in any order. Defaults come from the method, then --resume or --load-config,
+    then --config; the command line applies on top."""
     defaults = {name: spec.config for name, spec in registry.methods.items()}
     method = argv[0] if argv and not argv[0].startswith("-") else None
+    if method is not None and method not in defaults:
+        registry.get(method)
     loaded = _config_from_file(argv, registry)
+    if loaded is not None and method is not None and method != loaded.method_name:
+        raise NerfkitError(
+            f"the saved config is for method {loaded.method_name!r}, not {method!r}",
+            hint=f"drop the method name, or use kit-train {loaded.method_name}",
+        )
+    experiment = flag_value(argv, "--config")
+    if experiment is not None:
+        loaded = _with_experiment_file(Path(experiment), method, loaded, registry)
     if loaded is not None:
         if method is None:
             method, argv = loaded.method_name, [loaded.method_name, *argv]
-        elif method != loaded.method_name:
-            raise NerfkitError(
-                f"the saved config is for method {loaded.method_name!r}, not {method!r}",
-                hint=f"drop the method name, or use kit-train {loaded.method_name}",
-            )
         defaults[method] = loaded
-    if method is not None and method not in defaults:
-        registry.get(method)
     if not defaults:
         raise NerfkitError("no methods are registered", hint="reinstall nerfkit: pip install -e .")
     descriptions = {name: spec.description for name, spec in registry.methods.items()}
     subcommands = tyro.extras.subcommand_type_from_defaults(defaults, descriptions)
-    return tyro.cli(subcommands, args=argv, prog="kit-train", config=(tyro.conf.ConsolidateSubcommandArgs,))
+    return tyro.cli(subcommands, args=argv, prog="kit-train", config=(tyro.conf.CascadeSubcommandArgs,))
+
+
+def config_as_yaml(config: TrainerConfig) -> str:
+    """The resolved config as an experiment file, valid for --config."""
+    data = to_data(dataclasses.replace(config, print_config=False))
+    header = f"# kit-train {config.method_name} --config FILE; remove any field to keep the method's default.\n"
+    return header + yaml.safe_dump(data, sort_keys=False, width=120)
 
 
 def setup_trainer(config: TrainerConfig, console: Console | None = None) -> Trainer:
@@ -116,7 +158,11 @@ def train(config: TrainerConfig, console: Console | None = None) -> int:
 
 
 def main(argv: list[str]) -> int:
-    return train(parse_args(argv, get_registry()))
+    config = parse_args(argv, get_registry())
+    if config.print_config:
+        print(config_as_yaml(config), end="")
+        return 0
+    return train(config)
 
 
 def entrypoint() -> None:

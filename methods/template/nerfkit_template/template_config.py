@@ -7,9 +7,11 @@ from nerfkit.data.dataparsers.scene_dataparser import SceneDataParserConfig
 from nerfkit.engine.optimizers import AdamOptimizerConfig, ParamGroupConfig
 from nerfkit.engine.schedulers import ExponentialDecaySchedulerConfig
 from nerfkit.engine.trainer import TrainerConfig
+from nerfkit.model_components.ray_samplers import PDFSamplerConfig
 from nerfkit.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfkit.plugins.registry import MethodSpecification
 from nerfkit_template.template_model import TemplateModelConfig
+from nerfkit_template.template_sampler import LogSamplerConfig
 
 MAX_STEPS = 3000
 
@@ -27,8 +29,8 @@ my_method = MethodSpecification(
                 eval_num_rays_per_batch=512,
             ),
             model=TemplateModelConfig(
-                num_coarse_samples=32,
-                num_importance_samples=32,
+                coarse_sampler=LogSamplerConfig(num_samples=32),
+                fine_sampler=PDFSamplerConfig(num_samples=32),
                 base_mlp_num_layers=4,
                 base_mlp_layer_width=64,
                 head_mlp_layer_width=32,
@@ -42,5 +44,8 @@ my_method = MethodSpecification(
             )
         },
     ),
-    description="Template plug-in: a small vanilla NeRF for the CPU, plus a loss that makes rays empty or opaque.",
+    description=(
+        "Template plug-in: a small vanilla NeRF for the CPU with its own log-spaced sampler and a loss that makes rays "
+        "empty or opaque."
+    ),
 )
