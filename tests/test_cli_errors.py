@@ -208,6 +208,17 @@ def trained_config_with_optimizer(type_name: str) -> Callable[[Workspace, Path],
     return write
 
 
+def experiment(text: str, *flags: str) -> Arrange:
+    """vanilla-nerf on the tiny scene with --config of an experiment file holding `text`."""
+
+    def arrange(workspace: Workspace) -> list[str]:
+        path = workspace.root / "experiment.yml"
+        path.write_text(text)
+        return train_args(workspace.scene(), "--config", str(path), *flags)
+
+    return arrange
+
+
 def unlink(relative: str) -> Callable[[Path], None]:
     return lambda folder: (folder / relative).unlink()
 
@@ -307,6 +318,48 @@ CASES = [
         load_config(trained_config_with_optimizer("adamw")),
         ["experiment.yml", "optimizers.fields.optimizer", "adamw"],
         id="config-unknown-optimizer-type",
+    ),
+    # experiment files (--config) and replaceable parts
+    pytest.param(
+        experiment("pipeline:\n  model:\n    coarse_samplr: {num_samples: 8}\n"),
+        ["experiment.yml", "unknown key 'coarse_samplr'", "in pipeline.model", "coarse_sampler, fine_sampler"],
+        id="experiment-unknown-key",
+    ),
+    pytest.param(
+        experiment("max_num_iteratons: 5\n"),
+        ["experiment.yml", "'max_num_iteratons'", "at the top level", "max_num_iterations"],
+        id="experiment-unknown-top-level-key",
+    ),
+    pytest.param(
+        experiment("pipeline:\n  model:\n    base_mlp_num_layers: eight\n"),
+        ["experiment.yml", "pipeline.model.base_mlp_num_layers", "expects int", "eight"],
+        id="experiment-wrong-type",
+    ),
+    pytest.param(
+        experiment("pipeline:\n  model:\n    coarse_sampler: {type: stratified}\n"),
+        ["experiment.yml", "pipeline.model.coarse_sampler", "'stratified'", "uniform, lin-disp, pdf"],
+        id="experiment-unknown-part",
+    ),
+    pytest.param(
+        experiment("method_name: nerfacto\nmax_num_iterations: 5\n"),
+        ["experiment.yml", "'nerfacto'", "'vanilla-nerf'"],
+        id="experiment-for-another-method",
+    ),
+    pytest.param(experiment("- 1\n- 2\n"), ["experiment.yml", "mapping"], id="experiment-not-a-mapping"),
+    pytest.param(
+        experiment("pipeline:\n  model:\n    coarse_sampler: pdf\n"),
+        ["pipeline.model.coarse_sampler cannot be 'pdf'", "uniform, lin-disp"],
+        id="experiment-incompatible-part",
+    ),
+    pytest.param(
+        lambda ws: train_args(ws.root / "nowhere", "pipeline.model.coarse-sampler:pdf"),
+        ["pipeline.model.coarse_sampler cannot be 'pdf'", "uniform, lin-disp"],
+        id="incompatible-part-checked-before-data",
+    ),
+    pytest.param(
+        lambda ws: ["instant-ngp", "pipeline.model.background-color:last-sample", "--data", str(ws.scene())],
+        ["pipeline.model.background_color cannot be 'last-sample'", "packed samples", "white, black, random"],
+        id="incompatible-background",
     ),
 ]
 

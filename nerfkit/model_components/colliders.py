@@ -48,8 +48,9 @@ class AABBCollider(NearFarCollider):
 
     def forward(self, ray_bundle: RayBundle) -> RayBundle:
         t_enter, t_exit, hits = ray_aabb_intersect(ray_bundle.origins, ray_bundle.directions, self.aabb)
-        nears = t_enter.clamp(self.near_plane, self.far_plane)
-        fars = torch.where(hits, t_exit.clamp(self.near_plane, self.far_plane), nears)
+        near = torch.full_like(t_enter, self.near_plane)
+        nears = torch.where(hits, t_enter.clamp(self.near_plane, self.far_plane), near)
+        fars = torch.where(hits, t_exit.clamp(self.near_plane, self.far_plane), near)
         return replace(ray_bundle, nears=nears[:, None], fars=fars[:, None])
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 from pathlib import Path
 
 import torch
@@ -93,6 +94,55 @@ def _with_experiment_file(
     return config
 
 
+PART_CHOICE = re.compile(r"^([a-z0-9_-]+(?:\.[a-z0-9_-]+)*):[A-Za-z0-9_.-]+$")
+"""A replaceable part's choice on the command line, e.g. pipeline.model.coarse-sampler:lin-disp."""
+
+
+_MISSING = object()
+
+
+def _field_at(config: TrainerConfig, path: str) -> object:
+    """The value at a dotted command-line path (dashes for underscores), or _MISSING."""
+    value: object = config
+    for name in path.replace("-", "_").split("."):
+        if isinstance(value, dict):
+            value = value.get(name, _MISSING)
+        elif dataclasses.is_dataclass(value) and not name.startswith("_"):
+            value = getattr(value, name, _MISSING)
+        else:
+            return _MISSING
+    return value
+
+
+def _takes_a_value(config: TrainerConfig, argument: str) -> bool:
+    """Whether a command-line flag consumes the next argument (booleans are bare flags: --x, --no-x)."""
+    if not argument.startswith("--") or "=" in argument:
+        return False
+    path = argument[2:]
+    head, _, last = path.rpartition(".")
+    negated = f"{head}.{last[3:]}" if head else last[3:]
+    if last.startswith("no-") and isinstance(_field_at(config, negated), bool):
+        return False
+    return not isinstance(_field_at(config, path), bool)
+
+
+def choices_first(argv: list[str], config: TrainerConfig) -> list[str]:
+    """The arguments with every part choice moved right after the method, in their order.
+
+    tyro reads a flag of the default part as choosing it, so a later choice of another part would conflict; moving
+    choices first lets them go anywhere on the command line. An argument in a flag's value position stays a value.
+    """
+    choices = {
+        index
+        for index, arg in enumerate(argv[1:], start=1)
+        if (match := PART_CHOICE.match(arg))
+        and dataclasses.is_dataclass(_field_at(config, match.group(1)))
+        and not _takes_a_value(config, argv[index - 1])
+    }
+    rest = [arg for index, arg in enumerate(argv) if index > 0 and index not in choices]
+    return [argv[0], *(argv[index] for index in sorted(choices)), *rest]
+
+
 def parse_args(argv: list[str], registry: Registry) -> TrainerConfig:
     """Method subcommand, then flags in any order. Defaults come from the method, then --resume or --load-config,
     then --config; the command line applies on top."""
@@ -115,6 +165,8 @@ def parse_args(argv: list[str], registry: Registry) -> TrainerConfig:
         defaults[method] = loaded
     if not defaults:
         raise NerfkitError("no methods are registered", hint="reinstall nerfkit: pip install -e .")
+    if method is not None:
+        argv = choices_first(argv, defaults[method])
     descriptions = {name: spec.description for name, spec in registry.methods.items()}
     subcommands = tyro.extras.subcommand_type_from_defaults(defaults, descriptions)
     return tyro.cli(subcommands, args=argv, prog="kit-train", config=(tyro.conf.CascadeSubcommandArgs,))
