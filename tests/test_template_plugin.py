@@ -20,8 +20,10 @@ from nerfkit.cameras.rays import RayBundle
 from nerfkit.configs.serialization import read_yaml
 from nerfkit.data.scene_box import SceneBox
 from nerfkit.engine.checkpoints import checkpoint_step, find_checkpoint
+from nerfkit.errors import NerfkitError
 from nerfkit.field_components.encoding_configs import FrequencyEncodingConfig
 from nerfkit.model_components.ray_samplers import PDFSamplerConfig
+from nerfkit.plugins.components import PartContext
 from nerfkit.plugins.registry import ENV_VAR
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "methods" / "template"
@@ -67,6 +69,44 @@ def test_kit_train_lists_my_method_only_when_installed(template_site: Path) -> N
     assert "warning" not in with_plugin.stderr
 
 
+def test_template_sampler_is_offered_to_every_model_only_when_installed(
+    template_site: Path, lego_dir: Path, lego_cache_dir: Path, tmp_path: Path
+) -> None:
+    choice = "pipeline.model.coarse-sampler:log"
+    without = kit_train("vanilla-nerf", "--help")
+    assert without.returncode == 0 and choice not in without.stdout
+    with_plugin = kit_train("vanilla-nerf", "--help", pythonpath=template_site)
+    assert with_plugin.returncode == 0, with_plugin.stderr
+    assert choice in with_plugin.stdout and "Evenly spaced in log distance" in " ".join(with_plugin.stdout.split())
+
+    result = kit_train(
+        "vanilla-nerf", choice,
+        "--data", str(lego_dir),
+        "--pipeline.datamanager.dataparser.downscale-factor", "16",
+        "--pipeline.datamanager.cache-dir", str(lego_cache_dir),
+        "--max-num-iterations", "2",
+        "--run-dir", str(tmp_path / "run"),
+        "--vis", "none",
+        *TINY_MODEL,
+        pythonpath=template_site,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    saved = read_yaml(tmp_path / "run" / "config.yml")["config"]["pipeline"]["model"]["coarse_sampler"]
+    assert saved == {"type": "log", "num_samples": 8, "train_stratified": True}
+
+
+def test_log_sampler_steps_grow_by_a_constant_factor(template: ModuleType) -> None:
+    sampler_module = importlib.import_module("nerfkit_template.template_sampler")
+    nears, fars = torch.tensor([[2.0], [0.5]]), torch.tensor([[6.0], [50.0]])
+    bins = sampler_module.log_spaced_bins(nears, fars, 8, stratified=False)
+    torch.testing.assert_close(bins[:, :1], nears)
+    torch.testing.assert_close(bins[:, -1:], fars)
+    ratios = bins[:, 1:] / bins[:, :-1]
+    torch.testing.assert_close(ratios, ratios[:, :1].expand_as(ratios))
+    with pytest.raises(NerfkitError, match="near plane above 0"):
+        sampler_module.LogSamplerConfig().setup(PartContext(SceneBox.cube(1.0), near_plane=0.0, far_plane=1.0))
+
+
 def test_my_method_trains_on_lego(template_site: Path, lego_dir: Path, lego_cache_dir: Path, tmp_path: Path) -> None:
     result = kit_train(
         "my-method",
@@ -88,6 +128,7 @@ def test_my_method_trains_on_lego(template_site: Path, lego_dir: Path, lego_cach
     saved = read_yaml(runs[0] / "config.yml")
     assert saved["method_name"] == "my-method"
     assert saved["config"]["pipeline"]["model"]["accumulation_entropy_mult"] > 0
+    assert saved["config"]["pipeline"]["model"]["coarse_sampler"]["type"] == "log"
     model_dir = runs[0] / saved["config"]["relative_model_dir"]
     assert checkpoint_step(find_checkpoint(model_dir)) == NUM_STEPS
     assert "train/accumulation_entropy_loss" in (runs[0] / "metrics.csv").read_text()
