@@ -21,6 +21,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from rich.console import Console
 from torch import nn
+from torch.multiprocessing.spawn import ProcessException, ProcessExitedException
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from nerfkit.configs.base_config import MachineConfig
@@ -194,7 +195,7 @@ def launch(
     try:
         while not context.join(grace_period=SHUTDOWN_GRACE_SECONDS):
             pass
-    except mp.ProcessException as failure:
+    except ProcessException as failure:
         raise _rank_failure(failure, machine, user_errors, checkpoint_dir) from None
     return max(exit_codes[:])
 
@@ -246,7 +247,7 @@ def _spawned_rank(
 
 
 def _rank_failure(
-    failure: mp.ProcessException, machine: MachineConfig, user_errors: Any, checkpoint_dir: Path
+    failure: ProcessException, machine: MachineConfig, user_errors: Any, checkpoint_dir: Path
 ) -> NerfkitError:
     """What the user reads when a rank fails: which rank, how, and where the run's last checkpoint is. The first
     rank to fail is the cause; the others' errors (lost connections) follow from it."""
@@ -257,14 +258,14 @@ def _rank_failure(
     if failure.error_index in reported:
         return reported[failure.error_index]
     rank = machine.machine_rank * machine.num_devices + failure.error_index
-    if isinstance(failure, mp.ProcessExitedException) and failure.signal_name is not None:
-        what = f"rank {rank} (pid {failure.pid}) was killed by signal {failure.signal_name}"
-    elif isinstance(failure, mp.ProcessExitedException):
-        what = f"rank {rank} (pid {failure.pid}) exited with code {failure.exit_code}"
+    if isinstance(failure, ProcessExitedException) and failure.signal_name is not None:
+        what = f"rank {rank} (pid {failure.error_pid}) was killed by signal {failure.signal_name}"
+    elif isinstance(failure, ProcessExitedException):
+        what = f"rank {rank} (pid {failure.error_pid}) exited with code {failure.exit_code}"
     else:
         Console(stderr=True, highlight=False).print(str(failure), markup=False)
         last_line = str(failure).strip().splitlines()[-1]
-        what = f"rank {rank} (pid {failure.pid}) raised {last_line} (its traceback is above)"
+        what = f"rank {rank} (pid {failure.error_pid}) raised {last_line} (its traceback is above)"
     checkpoints = list_checkpoints(checkpoint_dir)
     saved = f"the last checkpoint is {checkpoints[max(checkpoints)]}" if checkpoints else "no checkpoint was saved"
     return NerfkitError(
