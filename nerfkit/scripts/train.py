@@ -16,7 +16,7 @@ from rich.console import Console
 
 from nerfkit.configs.run_config import load_run_config
 from nerfkit.configs.serialization import to_data
-from nerfkit.engine.distributed import SINGLE_PROCESS, Rank, launch
+from nerfkit.engine.distributed import SINGLE_PROCESS, Rank, Worker, launch
 from nerfkit.engine.trainer import (
     TIMESTAMP_PLACEHOLDER,
     Trainer,
@@ -134,13 +134,14 @@ def train_rank(rank: Rank, config: TrainerConfig) -> int:
     return train(config, rank=rank)
 
 
-def launch_training(config: TrainerConfig, debug: bool = False) -> int:
-    """Trains in this process, or in one process per device (--machine.num-devices), or as a torchrun rank.
+def launch_training(config: TrainerConfig, debug: bool = False, worker: Worker = train_rank) -> int:
+    """Runs worker(rank, config) in this process, or in one process per device (--machine.num-devices), or as a
+    torchrun rank.
 
     The run folder is fixed here, before any process starts, so that every rank agrees on it (its timestamp)."""
     config = prepare_run_config(with_builtin_scene_if_no_data(config, Console()))
     device = resolve_device(config.machine.device_type, 0)
-    return launch(train_rank, config.machine, device, config, checkpoint_dir=config.get_checkpoint_dir(), debug=debug)
+    return launch(worker, config.machine, device, config, checkpoint_dir=config.get_checkpoint_dir(), debug=debug)
 
 
 def main(argv: list[str]) -> int:
