@@ -142,10 +142,10 @@ def test_two_ranks_follow_the_loss_of_one_process_with_twice_the_batch(
     runs: Callable[..., Path], lego_dir: Path
 ) -> None:
     """DDP averages the two ranks' gradients, each from 64 rays: the gradient of 128 rays' mean loss. Both runs start
-    from the same weights (rank 0's seed is the single run's) and differ only in which rays they draw, so their loss
-    curves, smoothed over 10 steps, agree within 15% at every point after the first 10 steps; training with 64 rays
-    alone, i.e. without the average, gives a noisier curve but the same tolerance would hide it, so the test also
-    checks that both curves fell below 80% of their start."""
+    from the same weights (rank 0's seed is the single run's) and differ only in which rays they draw. Their loss
+    curves, smoothed over 10 steps, agree within 5% at every point (measured: 2%); a run started from other initial
+    weights (--machine.seed 7) is 16 to 19% away, and both curves must have fallen, so the test cannot pass on a
+    curve that merely stays near its start."""
     steps, window = 60, 10
     flags = ["vanilla-nerf", *TINY_VANILLA, "--max-num-iterations", str(steps), "--steps-per-eval-image", "0"]
     two = runs("curve-two-ranks", *flags, *TWO_RANKS)
@@ -155,7 +155,7 @@ def test_two_ranks_follow_the_loss_of_one_process_with_twice_the_batch(
         loss = torch.tensor([losses(run_dir)[step] for step in range(1, steps + 1)])
         curves.append(loss.unfold(0, window, 1).mean(dim=1))
     assert all(curve[-1] < 0.8 * curve[0] for curve in curves)
-    torch.testing.assert_close(curves[0], curves[1], rtol=0.15, atol=0)
+    torch.testing.assert_close(curves[0], curves[1], rtol=0.05, atol=0)
 
 
 def test_torchrun_trains_exactly_like_kit_train(runs: Callable[..., Path], lego_dir: Path, tmp_path: Path) -> None:
