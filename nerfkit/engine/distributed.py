@@ -8,12 +8,17 @@ process group at all, so single-process training is exactly what it was.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from multiprocessing.process import BaseProcess
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import torch
@@ -30,6 +35,7 @@ from nerfkit.errors import NerfkitError
 
 TORCHRUN_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE")
 EXIT_USER_ERROR = 1
+EXIT_INTERRUPTED = 128 + signal.SIGINT
 SHUTDOWN_GRACE_SECONDS = 5.0
 """After one rank fails, how long the others get to stop by themselves before they are terminated, then killed."""
 
@@ -183,7 +189,9 @@ def launch(
     check_machine(machine, device)
     url = free_local_url() if machine.dist_url == "auto" else machine.dist_url
     spawn = mp.get_context("spawn")
-    exit_codes = spawn.Array("i", machine.num_devices)
+    # torch's spawn wrapper turns a KeyboardInterrupt (a second Ctrl-C) into exit status 0: a rank that never stores
+    # its code was interrupted.
+    exit_codes = spawn.Array("i", [EXIT_INTERRUPTED] * machine.num_devices)
     user_errors = spawn.SimpleQueue()
     context = mp.start_processes(
         _spawned_rank,
@@ -193,11 +201,34 @@ def launch(
         start_method="spawn",
     )
     try:
-        while not context.join(grace_period=SHUTDOWN_GRACE_SECONDS):
-            pass
+        with _signals_passed_to_ranks(context.processes):
+            while not context.join(grace_period=SHUTDOWN_GRACE_SECONDS):
+                pass
     except ProcessException as failure:
         raise _rank_failure(failure, machine, user_errors, checkpoint_dir) from None
     return max(exit_codes[:])
+
+
+@contextmanager
+def _signals_passed_to_ranks(processes: list[BaseProcess]) -> Iterator[None]:
+    """While kit-train waits for its ranks: Ctrl-C reaches every rank from the terminal, and a SIGTERM sent to
+    kit-train alone is passed on, so the ranks stop together at the end of a step and save, and kit-train waits."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def pass_on(signal_number: int, frame: FrameType | None) -> None:
+        if signal_number == signal.SIGTERM:
+            for process in processes:
+                if process.is_alive() and process.pid is not None:
+                    os.kill(process.pid, signal.SIGTERM)
+
+    previous = {number: signal.signal(number, pass_on) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _rank_device(device: torch.device, rank: Rank) -> torch.device:
