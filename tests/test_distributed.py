@@ -56,6 +56,20 @@ TINY_NGP = [
 ]  # fmt: skip
 """instant-ngp shrunk; past its 4 warm-up steps each grid update draws random cells, which differ between ranks."""
 
+TINY_NERFACTO = [
+    "--pipeline.datamanager.dataparser.downscale-factor", "8",
+    "--pipeline.datamanager.train-num-rays-per-batch", "64",
+    "--pipeline.model.num-levels", "4",
+    "--pipeline.model.log2-hashmap-size", "12",
+    "--pipeline.model.max-resolution", "64",
+    "--pipeline.model.num-proposal-samples-per-ray", "16", "8",
+    "--pipeline.model.num-nerf-samples-per-ray", "8",
+    "--steps-per-eval-batch", "0",
+    "--steps-per-eval-image", "0",
+    "--vis", "none",
+]  # fmt: skip
+"""nerfacto in milliseconds per step, with its default pose refinement."""
+
 STEPS = 12
 TWO_RANKS = ["--machine.num-devices", "2", "--machine.dist-timeout", "60"]
 
@@ -135,6 +149,15 @@ def test_occupancy_grid_and_batch_size_stay_identical_across_ranks(runs: Callabl
     grid = [name for name in rank_0 if name.endswith(("occs", "binaries"))]
     assert grid and rank_0["num_rays_per_batch"] != 256, "the grid and the dynamic batch must have been updated"
     assert rank_0[grid[0]].unique().numel() > 2, "the grid must hold estimates, not its initial zeros"
+    assert_same_weights(rank_0, rank_1)
+
+
+def test_every_parameter_group_stays_identical_across_ranks(runs: Callable[..., Path]) -> None:
+    """nerfacto's pose refinement (the camera_opt group) and proposal networks are averaged like its field."""
+    run_dir = runs("nerfacto-two-ranks", "nerfacto", *TINY_NERFACTO, *TWO_RANKS, "--max-num-iterations", "6")
+    rank_0, rank_1 = (torch.load(run_dir / f"rank-{rank}.pt") for rank in (0, 1))
+    poses = [name for name in rank_0 if name.endswith("pose_adjustment")]
+    assert poses and rank_0[poses[0]].abs().sum() > 0, "pose refinement must have moved the cameras"
     assert_same_weights(rank_0, rank_1)
 
 
