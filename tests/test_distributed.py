@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from kit_flags import TINY_MODEL
+from kit_flags import TINY_MODEL, TINY_NGP_MODEL
 from rich.console import Console
 
 from nerfkit.configs.base_config import MachineConfig
@@ -37,23 +37,7 @@ TINY_VANILLA = [
 ]  # fmt: skip
 """vanilla-nerf in milliseconds per step; rank 0 renders an eval image every 5 steps while rank 1 waits."""
 
-TINY_NGP = [
-    "--pipeline.datamanager.dataparser.downscale-factor", "8",
-    "--pipeline.datamanager.train-num-rays-per-batch", "256",
-    "--pipeline.target-num-samples", "4096",
-    "--pipeline.model.num-levels", "4",
-    "--pipeline.model.log2-hashmap-size", "12",
-    "--pipeline.model.max-resolution", "64",
-    "--pipeline.model.hidden-dim", "16",
-    "--pipeline.model.hidden-dim-color", "16",
-    "--pipeline.model.sampler.grid-resolution", "32",
-    "--pipeline.model.sampler.warmup-steps", "4",
-    "--pipeline.model.sampler.update-every", "2",
-    "--pipeline.model.sampler.render-step-size", "0.02",
-    "--steps-per-eval-batch", "0",
-    "--steps-per-eval-image", "0",
-    "--vis", "none",
-]  # fmt: skip
+TINY_NGP = [*TINY_NGP_MODEL, "--steps-per-eval-batch", "0", "--steps-per-eval-image", "0", "--vis", "none"]
 """instant-ngp shrunk; past its 4 warm-up steps each grid update draws random cells, which differ between ranks."""
 
 TINY_NERFACTO = [
