@@ -270,6 +270,10 @@ def _spawned_rank(
     """Entry point of a process kit-train spawned: its error goes back to the parent, which prints it once."""
     world_size = machine.num_devices * machine.num_machines
     rank = Rank(machine.machine_rank * machine.num_devices + local_rank, local_rank, world_size)
+    if device.type == "cpu":
+        # The CPU's cores are shared among this machine's ranks (as torchrun does with OMP_NUM_THREADS=1), instead of
+        # each rank running torch's default of one thread per core; --machine.num-threads still overrides.
+        torch.set_num_threads(max(1, torch.get_num_threads() // machine.num_devices))
     try:
         exit_codes[local_rank] = _run_rank(worker, rank, machine, _rank_device(device, rank), url, debug, args)
     except NerfkitError as error:
