@@ -20,7 +20,7 @@ from rich.console import Console
 
 from nerfkit.configs.base_config import MachineConfig
 from nerfkit.engine.checkpoints import list_checkpoints, load_checkpoint
-from nerfkit.engine.distributed import Rank, check_machine
+from nerfkit.engine.distributed import Rank, check_machine, launch
 from nerfkit.engine.trainer import TrainerConfig
 from nerfkit.errors import NerfkitError
 from nerfkit.plugins.registry import get_registry
@@ -256,3 +256,29 @@ def test_a_user_error_in_the_ranks_is_one_line_naming_the_rank(lego_dir: Path, t
     with pytest.raises(NerfkitError, match=r"^rank [01]: --load-dir .*missing is not a folder"):
         main(argv)
     assert not (tmp_path / "run").exists()
+
+
+def fail_in_rank_1_or_wait(rank: Rank, seconds: float) -> int:
+    """Rank 1 raises (or, with seconds > 0, sleeps that long first) while rank 0 waits for it in a collective."""
+    if rank.rank == 1:
+        time.sleep(seconds)
+        raise ValueError("boom")
+    torch.distributed.barrier()
+    return 0
+
+
+@pytest.mark.parametrize(
+    ("seconds", "timeout", "message"),
+    [(0.0, 60.0, "rank 1 failed: ValueError: boom"), (60.0, 2.0, "rank 0 failed: .*(timed out|Timed out)")],
+    ids=["exception", "collective-timeout"],
+)
+def test_a_failing_or_silent_rank_ends_the_run_instead_of_hanging(
+    seconds: float, timeout: float, message: str, tmp_path: Path
+) -> None:
+    """An exception in one rank stops the rank waiting for it; a rank that never joins a collective is caught by
+    --machine.dist-timeout on the rank waiting for it."""
+    machine = MachineConfig(num_devices=2, dist_timeout=timeout)
+    start = time.monotonic()
+    with pytest.raises(NerfkitError, match=message):
+        launch(fail_in_rank_1_or_wait, machine, torch.device("cpu"), seconds, checkpoint_dir=tmp_path, debug=False)
+    assert time.monotonic() - start < 30
