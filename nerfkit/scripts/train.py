@@ -16,7 +16,7 @@ from rich.console import Console
 
 from nerfkit.configs.run_config import load_run_config
 from nerfkit.configs.serialization import to_data
-from nerfkit.engine.distributed import SINGLE_PROCESS, Rank, Worker, launch
+from nerfkit.engine.distributed import SINGLE_PROCESS, Rank, Worker, launch, torchrun_rank
 from nerfkit.engine.trainer import (
     TIMESTAMP_PLACEHOLDER,
     Trainer,
@@ -139,7 +139,8 @@ def launch_training(config: TrainerConfig, debug: bool = False, worker: Worker =
     torchrun rank.
 
     The run folder is fixed here, before any process starts, so that every rank agrees on it (its timestamp)."""
-    config = prepare_run_config(with_builtin_scene_if_no_data(config, Console()))
+    quiet = (torchrun_rank() or SINGLE_PROCESS).rank != 0
+    config = prepare_run_config(with_builtin_scene_if_no_data(config, Console(quiet=quiet)))
     device = resolve_device(config.machine.device_type, 0)
     return launch(worker, config.machine, device, config, checkpoint_dir=config.get_checkpoint_dir(), debug=debug)
 
