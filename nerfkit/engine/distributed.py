@@ -12,6 +12,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -58,6 +59,14 @@ class Rank:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
+
+
+class RankError(NerfkitError):
+    """A rank's error and when it happened: when several ranks fail, the first caused the others (lost peers)."""
+
+    def __init__(self, message: str, hint: str | None, failed_at: float) -> None:
+        super().__init__(message, hint)
+        self.failed_at = failed_at
 
 
 SINGLE_PROCESS = Rank()
@@ -205,7 +214,7 @@ def launch(
             while not context.join(grace_period=SHUTDOWN_GRACE_SECONDS):
                 pass
     except ProcessException as failure:
-        raise _rank_failure(failure, machine, user_errors, checkpoint_dir) from None
+        raise _rank_failure(failure, context.processes, machine, user_errors, checkpoint_dir) from None
     return max(exit_codes[:])
 
 
@@ -245,12 +254,14 @@ def _run_rank(
         start_process_group(rank, machine, device, init_method)
         return worker(rank, *args)
     except NerfkitError as error:
-        raise NerfkitError(f"rank {rank.rank}: {error.message}", error.hint) from None
+        raise RankError(f"rank {rank.rank}: {error.message}", error.hint, time.time()) from None
     except Exception as error:
         if debug:
             raise
-        raise NerfkitError(
-            f"rank {rank.rank} failed: {type(error).__name__}: {error}", hint="rerun with --debug for the traceback"
+        raise RankError(
+            f"rank {rank.rank} failed: {type(error).__name__}: {error}",
+            "rerun with --debug for the traceback",
+            time.time(),
         ) from None
     finally:
         end_process_group()
@@ -276,25 +287,38 @@ def _spawned_rank(
         torch.set_num_threads(max(1, torch.get_num_threads() // machine.num_devices))
     try:
         exit_codes[local_rank] = _run_rank(worker, rank, machine, _rank_device(device, rank), url, debug, args)
-    except NerfkitError as error:
-        user_errors.put((local_rank, error.message, error.hint))
+    except RankError as error:
+        user_errors.put((local_rank, error.failed_at, error.message, error.hint))
         sys.exit(EXIT_USER_ERROR)
 
 
 def _rank_failure(
-    failure: ProcessException, machine: MachineConfig, user_errors: Any, checkpoint_dir: Path
+    failure: ProcessException,
+    processes: list[BaseProcess],
+    machine: MachineConfig,
+    user_errors: Any,
+    checkpoint_dir: Path,
 ) -> NerfkitError:
-    """What the user reads when a rank fails: which rank, how, and where the run's last checkpoint is. The first
-    rank to fail is the cause; the others' errors (lost connections) follow from it."""
-    reported = {}
+    """What the user reads when a rank fails: which rank, how, and where the run's last checkpoint is.
+
+    The cause is a rank killed by a signal (other than the SIGTERM that stops the survivors), else the rank that
+    reported an error first: the others' errors (a lost peer) follow from it, and may reach kit-train sooner."""
+    reported: dict[int, RankError] = {}
     while not user_errors.empty():
-        local_rank, message, hint = user_errors.get()
-        reported[local_rank] = NerfkitError(message, hint)
-    if failure.error_index in reported:
-        return reported[failure.error_index]
-    rank = machine.machine_rank * machine.num_devices + failure.error_index
-    if isinstance(failure, ProcessExitedException) and failure.signal_name is not None:
-        what = f"rank {rank} (pid {failure.error_pid}) was killed by signal {failure.signal_name}"
+        local_rank, failed_at, message, hint = user_errors.get()
+        reported[local_rank] = RankError(message, hint, failed_at)
+    killed = [
+        index
+        for index, process in enumerate(processes)
+        if index not in reported and (process.exitcode or 0) < 0 and -(process.exitcode or 0) != signal.SIGTERM
+    ]
+    if not killed and reported:
+        return min(reported.values(), key=lambda error: error.failed_at)
+    index = failure.error_index if failure.error_index in killed or not killed else killed[0]
+    rank = machine.machine_rank * machine.num_devices + index
+    process = processes[index]
+    if killed:
+        what = f"rank {rank} (pid {process.pid}) was killed by signal {signal.Signals(-process.exitcode).name}"
     elif isinstance(failure, ProcessExitedException):
         what = f"rank {rank} (pid {failure.error_pid}) exited with code {failure.exit_code}"
     else:
