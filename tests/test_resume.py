@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from kit_flags import TINY_MODEL
+from kit_flags import TINY_MODEL, TINY_NGP_MODEL
 from rich.console import Console
 
 from nerfkit.engine.checkpoints import list_checkpoints, load_checkpoint
@@ -35,19 +35,7 @@ TINY_VANILLA = [
 """Small enough for seconds per run; random backgrounds and stratified samples make every step draw from the RNG."""
 
 TINY_NGP = [
-    "--pipeline.datamanager.dataparser.downscale-factor", "8",
-    "--pipeline.datamanager.train-num-rays-per-batch", "256",
-    "--pipeline.target-num-samples", "4096",
-    "--pipeline.model.num-levels", "4",
-    "--pipeline.model.log2-hashmap-size", "12",
-    "--pipeline.model.max-resolution", "64",
-    "--pipeline.model.hidden-dim", "16",
-    "--pipeline.model.hidden-dim-color", "16",
-    "--pipeline.model.sampler.grid-resolution", "32",
-    "--pipeline.model.sampler.warmup-steps", "4",
-    "--pipeline.model.sampler.update-every", "2",
-    "--pipeline.model.sampler.render-step-size", "0.02",
-    "--pipeline.model.eval-num-rays-per-chunk", "2500",
+    *TINY_NGP_MODEL,
     "--logging.steps-per-log", "1",
     "--steps-per-eval-batch", "3",
     "--steps-per-eval-image", "5",

@@ -76,6 +76,18 @@ class MachineConfig(PrintableConfig):
     """On a CPU with glibc, reuse freed memory instead of returning it to the OS: faster steps, higher peak memory."""
     kernels: KernelsConfig = field(default_factory=KernelsConfig)
     """Backend of each accelerated operation (CUDA kernels or PyTorch)."""
+    num_devices: int = 1
+    """Processes this machine runs (one per GPU, or CPU processes); above one, training is distributed (DDP)."""
+    num_machines: int = 1
+    """Machines taking part in the run, each launched with the same flags and its own --machine.machine-rank."""
+    machine_rank: int = 0
+    """This machine's index, 0 to num-machines - 1; machine 0 writes the outputs."""
+    dist_url: str = "auto"
+    """Rendezvous of the process group, tcp://HOST:PORT of machine 0 (auto: a free local port; one machine only)."""
+    dist_backend: Literal["auto", "nccl", "gloo"] = "auto"
+    """Collective backend (auto: nccl on CUDA, gloo on the CPU)."""
+    dist_timeout: float = 1800.0
+    """Seconds any collective may wait for the other ranks before the run stops with an error."""
 
 
 @dataclass

@@ -31,6 +31,7 @@ from nerfkit.engine.checkpoints import (
     prune_checkpoints,
     save_checkpoint,
 )
+from nerfkit.engine.distributed import any_rank, data_parallel, gather_objects, mean_over_ranks
 from nerfkit.engine.evaluation import evaluate_dataset, evaluation_report, load_split
 from nerfkit.engine.interrupts import StopRequest, stop_on_signals
 from nerfkit.engine.optimizers import Optimizers, ParamGroupConfig
@@ -39,7 +40,7 @@ from nerfkit.kernels.backends import resolve_backends
 from nerfkit.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfkit.utils.files import write_json
 from nerfkit.utils.progress import training_progress
-from nerfkit.utils.rng import get_rng_state, set_rng_state
+from nerfkit.utils.rng import get_rng_state, seed_everything, set_rng_state
 from nerfkit.utils.writers import CsvWriter, TensorboardWriter, WandbWriter, Writer, Writers
 
 TIMESTAMP_PLACEHOLDER = "{timestamp}"
@@ -182,11 +183,17 @@ class Trainer:
     """Builds the pipeline and optimizers from a config and trains to `max_num_iterations`."""
 
     def __init__(
-        self, config: TrainerConfig, local_rank: int = 0, world_size: int = 1, console: Console | None = None
+        self,
+        config: TrainerConfig,
+        local_rank: int = 0,
+        world_size: int = 1,
+        console: Console | None = None,
+        rank: int = 0,
     ) -> None:
         self.local_rank = local_rank
         self.world_size = world_size
-        self.is_main = local_rank == 0
+        self.rank = rank
+        self.is_main = rank == 0
         self.console = console or Console(quiet=not self.is_main)
         self.config = prepare_run_config(with_builtin_scene_if_no_data(config, self.console))
         self.device = resolve_device(config.machine.device_type, local_rank)
@@ -216,6 +223,9 @@ class Trainer:
         )
         if config.load_dir is not None:
             self.load_checkpoint(find_checkpoint(config.load_dir, config.load_step))
+        self.train_module: torch.nn.Module = self.pipeline
+        if self.world_size > 1:
+            self.train_module = data_parallel(self.pipeline, self.device, self.optimizers.parameters)
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_run_config(config, self.run_dir / "config.yml")
@@ -264,14 +274,17 @@ class Trainer:
                 loss, loss_dict, metrics_dict = self.train_iteration(step)
                 step_times.append(time.perf_counter() - start)
                 self.step = step
-                rays_per_sec = sum(step_rays) / sum(step_times)
+                rays_per_sec = sum(step_rays) * self.world_size / sum(step_times)  # every rank's rays
                 progress.update(task, completed=step, loss=f"{loss:.4g}", rays_per_sec=f"{rays_per_sec:,.0f}")
                 if _every(step, config.logging.steps_per_log) or step == first_step:
+                    train_scalars = {
+                        "train/loss": loss,
+                        **{f"train/{name}": float(value.detach()) for name, value in loss_dict.items()},
+                        **{f"train/{name}": float(value.detach()) for name, value in metrics_dict.items()},
+                    }
                     self.writers.write_scalars(
                         {
-                            "train/loss": loss,
-                            **{f"train/{name}": float(value.detach()) for name, value in loss_dict.items()},
-                            **{f"train/{name}": float(value.detach()) for name, value in metrics_dict.items()},
+                            **self.mean_over_ranks(train_scalars),
                             **{f"learning_rate/{name}": lr for name, lr in self.optimizers.learning_rates().items()},
                             "timing/train_rays_per_sec": rays_per_sec,
                             "timing/step_seconds": step_times[-1],
@@ -281,11 +294,11 @@ class Trainer:
                 self.eval_iteration(step)
                 if _every(step, config.steps_per_save):
                     self.save_checkpoint(step)
-                if stop.requested:
+                if self.stop_requested(stop):
                     break
         if self.last_saved_step != self.step:
             self.save_checkpoint(self.step)
-        if config.eval_when_finished and not stop.requested and self.is_main:
+        if config.eval_when_finished and not self.stop_requested(stop) and self.is_main:
             self.evaluate_when_finished()
         self.writers.close()
         return stop
@@ -317,7 +330,7 @@ class Trainer:
             callback.run_callback_at_location(step, TrainingCallbackLocation.BEFORE_TRAIN_ITERATION)
         self.optimizers.zero_grad_all()
         with torch.autocast(device_type=self.device.type, enabled=self.mixed_precision):
-            _, loss_dict, metrics_dict = self.pipeline.get_train_loss_dict(step)
+            _, loss_dict, metrics_dict = self.train_module(step)
             loss = functools.reduce(torch.add, loss_dict.values())
         self.grad_scaler.scale(loss).backward()
         self.optimizers.optimizer_step_all(self.grad_scaler)
@@ -348,8 +361,22 @@ class Trainer:
                 summary = ", ".join(f"{name} {value:.4g}" for name, value in metrics.items())
                 self.console.print(f"step {step}: all eval images: {summary}")
 
+    def mean_over_ranks(self, scalars: dict[str, float]) -> dict[str, float]:
+        """Losses and metrics of the whole batch, all ranks' rays, rather than of rank 0's share."""
+        if self.world_size == 1:
+            return scalars
+        return dict(zip(scalars, mean_over_ranks(list(scalars.values()), self.device), strict=True))
+
+    def stop_requested(self, stop: StopRequest) -> bool:
+        """Whether any rank got a stop signal: all ranks must leave the loop at the same step."""
+        if self.world_size == 1:
+            return stop.requested
+        return any_rank(stop.requested, self.device)
+
     def checkpoint_state(self, step: int) -> dict[str, Any]:
-        return {
+        """The unwrapped pipeline's weights (single-process keys, so a checkpoint loads whatever the world size) and
+        rank 0's random state, plus every rank's in a distributed run (gathering is a collective: all ranks call it)."""
+        state = {
             "step": step,
             "nerfkit_version": __version__,
             "pipeline": self.pipeline.state_dict(),
@@ -357,10 +384,14 @@ class Trainer:
             "grad_scaler": self.grad_scaler.state_dict(),
             "rng": get_rng_state(),
         }
+        if self.world_size > 1:
+            state["rng_per_rank"] = gather_objects(state["rng"])
+        return state
 
     def save_checkpoint(self, step: int) -> None:
+        state = self.checkpoint_state(step)
         if self.is_main:
-            save_checkpoint(self.checkpoint_state(step), checkpoint_path(self.model_dir, step))
+            save_checkpoint(state, checkpoint_path(self.model_dir, step))
             keep = 1 if self.config.save_only_latest_checkpoint else self.config.keep_last_checkpoints
             prune_checkpoints(self.model_dir, keep)
         self.last_saved_step = step
@@ -378,6 +409,19 @@ class Trainer:
             ) from None
         if state["grad_scaler"] and self.mixed_precision:
             self.grad_scaler.load_state_dict(state["grad_scaler"])
-        set_rng_state(state["rng"])
         self.start_step = self.last_saved_step = state["step"]
+        self.restore_rng(state)
         self.console.print(f"loaded {path} (step {self.start_step})")
+
+    def restore_rng(self, state: dict[str, Any]) -> None:
+        """Each rank continues its own random stream when the world size is the one that saved; otherwise streams
+        cannot continue, and each rank reseeds from seed, rank and step (still reproducible)."""
+        saved = state.get("rng_per_rank", [state["rng"]])
+        if len(saved) == self.world_size:
+            set_rng_state(saved[self.rank])
+            return
+        seed_everything(self.config.machine.seed + self.rank + self.start_step)
+        self.console.print(
+            f"the checkpoint was saved by {len(saved)} processes and this run has {self.world_size}: "
+            "random streams are reseeded from --machine.seed, rank and step instead of continued"
+        )

@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
@@ -277,6 +278,10 @@ class OccupancyGrid(nn.Module):
             # A cell drawn twice decays once and keeps its larger new value (nerfacc's intended scatter-max).
             self.occs[ids] = self.occs[ids] * ema_decay
             self.occs.scatter_reduce_(0, ids, occ.to(self.occs.dtype), reduce="amax")
+        if dist.is_available() and dist.is_initialized():
+            # Ranks drew different cells and jitter; all take rank 0's estimate, so the grids (and the samples they
+            # give) stay identical, as if one process had trained.
+            dist.broadcast(self.occs, src=0)
         threshold = self.occs[self.occs >= 0].mean().clamp(max=occ_thre)
         self.binaries.copy_((self.occs > threshold).view(self.binaries.shape))
 

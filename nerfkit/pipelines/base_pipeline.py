@@ -67,6 +67,10 @@ class VanillaPipeline(nn.Module):
         """Rays in the next training batch (None: the datamanager's configured batch)."""
         return None
 
+    def forward(self, step: int) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor]]:
+        """A training step's outputs, losses and metrics: the call DistributedDataParallel wraps."""
+        return self.get_train_loss_dict(step)
+
     def get_train_loss_dict(self, step: int) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor]]:
         ray_bundle, batch = self.datamanager.next_train(step, num_rays=self.train_num_rays())
         outputs = self.model(ray_bundle)

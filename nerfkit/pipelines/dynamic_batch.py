@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+import torch.distributed as dist
+from jaxtyping import Float, Int
 from torch import Tensor
 
 from nerfkit.configs.base_config import Target
@@ -47,8 +49,18 @@ class DynamicBatchPipeline(VanillaPipeline):
     def get_train_loss_dict(self, step: int) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor]]:
         num_rays = self.train_num_rays()
         outputs, loss_dict, metrics_dict = super().get_train_loss_dict(step)
-        num_samples = max(int(outputs["num_samples_per_batch"]), 1)
+        num_samples = max(int(self._mean_over_ranks(outputs["num_samples_per_batch"].to(self.model.device))), 1)
         resized = num_rays * self.config.target_num_samples // num_samples
         self.num_rays_per_batch.fill_(min(max(resized, 64), self.config.max_num_rays_per_batch))
         metrics_dict["num_rays_per_batch"] = torch.tensor(float(num_rays))
         return outputs, loss_dict, metrics_dict
+
+    @staticmethod
+    def _mean_over_ranks(num_samples: Int[Tensor, ""]) -> Float[Tensor, ""]:
+        """The samples per batch averaged over ranks, so every rank resizes to the same batch (equal shares keep DDP's
+        gradient average the average over all rays, and the batch size in the checkpoint is every rank's)."""
+        mean = num_samples.double()
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(mean)
+            mean /= dist.get_world_size()
+        return mean

@@ -20,10 +20,18 @@ from rich.console import Console
 
 from nerfkit.configs.run_config import load_run_config
 from nerfkit.configs.serialization import apply_data, read_yaml, to_data
-from nerfkit.engine.trainer import TIMESTAMP_PLACEHOLDER, Trainer, TrainerConfig
+from nerfkit.engine.distributed import SINGLE_PROCESS, Rank, Worker, launch, torchrun_rank
+from nerfkit.engine.trainer import (
+    TIMESTAMP_PLACEHOLDER,
+    Trainer,
+    TrainerConfig,
+    prepare_run_config,
+    resolve_device,
+    with_builtin_scene_if_no_data,
+)
 from nerfkit.errors import NerfkitError
 from nerfkit.plugins.registry import Registry, get_registry
-from nerfkit.utils.cli import flag_value, run_cli
+from nerfkit.utils.cli import debug_requested, flag_value, run_cli
 from nerfkit.utils.cpu_memory import keep_freed_memory
 from nerfkit.utils.rng import seed_everything
 
@@ -179,22 +187,28 @@ def config_as_yaml(config: TrainerConfig) -> str:
     return header + yaml.safe_dump(data, sort_keys=False, width=120)
 
 
-def setup_trainer(config: TrainerConfig, console: Console | None = None) -> Trainer:
-    """Threads, seed, memory policy, then the trainer with everything built and any checkpoint loaded."""
+def setup_trainer(config: TrainerConfig, console: Console | None = None, rank: Rank = SINGLE_PROCESS) -> Trainer:
+    """Threads, seed (offset by the rank, so ranks draw different rays), memory policy, then the trainer with
+    everything built and any checkpoint loaded."""
     if config.machine.num_threads is not None:
         torch.set_num_threads(config.machine.num_threads)
-    seed_everything(config.machine.seed)
-    trainer = config.setup(local_rank=0, world_size=1, console=console or Console())
+    seed_everything(config.machine.seed + rank.rank)
+    trainer = config.setup(
+        local_rank=rank.local_rank,
+        world_size=rank.world_size,
+        rank=rank.rank,
+        console=console or Console(quiet=not rank.is_main),
+    )
     if config.machine.keep_freed_memory and trainer.device.type == "cpu":
         keep_freed_memory()
     trainer.setup()
     return trainer
 
 
-def train(config: TrainerConfig, console: Console | None = None) -> int:
-    """Trains one run in this process; returns the exit code."""
-    console = console or Console()
-    trainer = setup_trainer(config, console)
+def train(config: TrainerConfig, console: Console | None = None, rank: Rank = SINGLE_PROCESS) -> int:
+    """Trains one run, or this process's rank of it; returns the exit code. Only rank 0 prints."""
+    console = console or Console(quiet=not rank.is_main)
+    trainer = setup_trainer(config, console, rank)
     console.rule(f"{trainer.config.method_name} config")
     console.print(yaml.safe_dump(to_data(trainer.config), sort_keys=False), highlight=False, markup=False)
     stop = trainer.train()
@@ -209,12 +223,30 @@ def train(config: TrainerConfig, console: Console | None = None) -> int:
     return 0
 
 
+def train_rank(rank: Rank, config: TrainerConfig) -> int:
+    """What each process of a distributed run executes (a module-level function, so spawned processes can run it)."""
+    return train(config, rank=rank)
+
+
+def launch_training(config: TrainerConfig, debug: bool = False, worker: Worker = train_rank) -> int:
+    """Runs worker(rank, config) in this process, or in one process per device (--machine.num-devices), or as a
+    torchrun rank.
+
+    The run folder is fixed here, before any process starts, so that every rank agrees on it (its timestamp), and
+    the chosen parts are checked here, so a bad choice is one error rather than one per rank."""
+    config.pipeline.model.check_parts("pipeline.model")
+    quiet = (torchrun_rank() or SINGLE_PROCESS).rank != 0
+    config = prepare_run_config(with_builtin_scene_if_no_data(config, Console(quiet=quiet)))
+    device = resolve_device(config.machine.device_type, 0)
+    return launch(worker, config.machine, device, config, checkpoint_dir=config.get_checkpoint_dir(), debug=debug)
+
+
 def main(argv: list[str]) -> int:
     config = parse_args(argv, get_registry())
     if config.print_config:
         print(config_as_yaml(config), end="")
         return 0
-    return train(config)
+    return launch_training(config, debug=config.debug or debug_requested(argv))
 
 
 def entrypoint() -> None:
