@@ -120,6 +120,18 @@ def test_part_choices_and_flags_go_in_any_order(lego_dir: Path) -> None:
     assert first.pipeline.model.background_color == RandomBackgroundConfig()
 
 
+def test_a_repeated_flag_keeps_its_last_value(lego_dir: Path) -> None:
+    """Scripts append overrides to a base command line; tyro alone refuses a flag seen again after a part's flag."""
+    args = [
+        "vanilla-nerf", "--data", str(lego_dir), "--max-num-iterations", "3",
+        "--pipeline.model.coarse-sampler.num-samples", "8", "--pipeline.model.skip-connections", "1", "2",
+        "--max-num-iterations=4", "--pipeline.model.skip-connections", "3",
+    ]  # fmt: skip
+    config = parse_args(args, get_registry())
+    assert config.max_num_iterations == 4 and config.pipeline.model.skip_connections == (3,)
+    assert config.pipeline.model.coarse_sampler.num_samples == 8
+
+
 def test_a_flag_value_that_looks_like_a_choice_stays_a_value(lego_dir: Path) -> None:
     config = parse_args(
         ["vanilla-nerf", "--data", str(lego_dir), "--experiment-name", "pipeline.model.collider:aabb"], get_registry()

@@ -134,8 +134,24 @@ def _takes_a_value(config: TrainerConfig, argument: str) -> bool:
     return not isinstance(_field_at(config, path), bool)
 
 
-def choices_first(argv: list[str], config: TrainerConfig) -> list[str]:
-    """The arguments with every part choice moved right after the method, in their order.
+def _last_of_each_flag(arguments: list[str]) -> list[str]:
+    """Flags with their values, where a repeated flag keeps only its last occurrence (a later override wins), as tyro
+    refuses a flag seen again after it has chosen a default part."""
+    groups: dict[str, list[str]] = {}
+    for argument in arguments:
+        if argument.startswith("--"):
+            name = argument.split("=", 1)[0]
+            groups.pop(name, None)
+            groups[name] = [argument]
+        elif groups:
+            next(reversed(groups.values())).append(argument)
+        else:
+            groups[argument] = [argument]
+    return [argument for group in groups.values() for argument in group]
+
+
+def normalise_arguments(argv: list[str], config: TrainerConfig) -> list[str]:
+    """The method, every part choice (in order), then the flags, each once with its last value.
 
     tyro reads a flag of the default part as choosing it, so a later choice of another part would conflict; moving
     choices first lets them go anywhere on the command line. An argument in a flag's value position stays a value.
@@ -148,7 +164,7 @@ def choices_first(argv: list[str], config: TrainerConfig) -> list[str]:
         and not _takes_a_value(config, argv[index - 1])
     }
     rest = [arg for index, arg in enumerate(argv) if index > 0 and index not in choices]
-    return [argv[0], *(argv[index] for index in sorted(choices)), *rest]
+    return [argv[0], *(argv[index] for index in sorted(choices)), *_last_of_each_flag(rest)]
 
 
 def parse_args(argv: list[str], registry: Registry) -> TrainerConfig:
@@ -174,7 +190,7 @@ def parse_args(argv: list[str], registry: Registry) -> TrainerConfig:
     if not defaults:
         raise NerfkitError("no methods are registered", hint="reinstall nerfkit: pip install -e .")
     if method is not None:
-        argv = choices_first(argv, defaults[method])
+        argv = normalise_arguments(argv, defaults[method])
     descriptions = {name: spec.description for name, spec in registry.methods.items()}
     subcommands = tyro.extras.subcommand_type_from_defaults(defaults, descriptions)
     return tyro.cli(subcommands, args=argv, prog="kit-train", config=(tyro.conf.CascadeSubcommandArgs,))

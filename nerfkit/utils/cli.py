@@ -18,13 +18,15 @@ def debug_requested(argv: Sequence[str]) -> bool:
 
 
 def flag_value(argv: Sequence[str], flag: str) -> str | None:
-    """The value of `--flag VALUE` or `--flag=VALUE` in raw arguments, before tyro parses them."""
+    """The value of `--flag VALUE` or `--flag=VALUE` in raw arguments, before tyro parses them (the last one given,
+    as for every flag)."""
+    value = None
     for index, argument in enumerate(argv):
         if argument == flag and index + 1 < len(argv):
-            return argv[index + 1]
-        if argument.startswith(flag + "="):
-            return argument.split("=", 1)[1]
-    return None
+            value = argv[index + 1]
+        elif argument.startswith(flag + "="):
+            value = argument.split("=", 1)[1]
+    return value
 
 
 def run_cli(main: Callable[[list[str]], int], argv: Sequence[str] | None = None) -> None:
