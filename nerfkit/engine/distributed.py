@@ -7,6 +7,7 @@ process group at all, so single-process training is exactly what it was.
 
 from __future__ import annotations
 
+import inspect
 import os
 import signal
 import socket
@@ -182,7 +183,14 @@ def data_parallel(module: nn.Module, device: torch.device, trained: dict[str, li
             hint="register them as submodules of the model or the pipeline",
         )
     device_ids = [device.index] if device.type == "cuda" else None
-    return DDP(module, device_ids=device_ids, broadcast_buffers=False, find_unused_parameters=True)
+    # torch 2.13 renamed the switch (and warns about the old name); its new form also syncs buffers once at the start,
+    # which only confirms that every rank begins from rank 0's state.
+    no_buffer_sync = (
+        {"forward_sync_buffers": False}
+        if "forward_sync_buffers" in inspect.signature(DDP.__init__).parameters
+        else {"broadcast_buffers": False}
+    )
+    return DDP(module, device_ids=device_ids, find_unused_parameters=True, **no_buffer_sync)
 
 
 def launch(
