@@ -6,7 +6,7 @@ import copy
 import csv
 import dataclasses
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,6 @@ from nerfkit.data.scene_box import SceneBox
 from nerfkit.engine.trainer import TrainerConfig
 from nerfkit.errors import NerfkitError
 from nerfkit.field_components.encoding_configs import (
-    FrequencyEncodingConfig,
     HashGridEncodingConfig,
     SHEncodingConfig,
 )
@@ -340,33 +339,3 @@ def test_aabb_collider_clips_rays_to_the_box() -> None:
     # Through the box (3 to 5), pointing away, beside it, and starting inside it (from the near plane to the face).
     torch.testing.assert_close(clipped.nears[:, 0], torch.tensor([3.0, 0.1, 0.1, 0.1]))
     torch.testing.assert_close(clipped.fars[:, 0], torch.tensor([5.0, 0.1, 0.1, 1.0]))
-
-
-def test_hash_grid_position_encoding_fits_fixed_rays(random_rays: Callable[..., RayBundle]) -> None:
-    torch.manual_seed(0)
-    config = VanillaModelConfig(
-        near_plane=2.0,
-        far_plane=6.0,
-        coarse_sampler=UniformSamplerConfig(num_samples=16),
-        fine_sampler=PDFSamplerConfig(num_samples=16),
-        position_encoding=HashGridEncodingConfig(num_levels=4, log2_hashmap_size=10, max_resolution=64),
-        direction_encoding=FrequencyEncodingConfig(num_frequencies=2),
-        base_mlp_num_layers=2,
-        base_mlp_layer_width=32,
-        head_mlp_layer_width=16,
-        skip_connections=(),
-    )
-    model = config.setup(scene_box=SceneBox.cube(1.5), num_train_data=1).train()
-    assert type(model.field_fine.position_encoding).__name__ == "InSceneBox"
-    rays = random_rays(32, seed=3)
-    batch = {"image": torch.rand(32, 3, generator=torch.Generator().manual_seed(4))}
-    optimizer = torch.optim.Adam(model.get_param_groups()["fields"], lr=1e-2)
-    losses = []
-    for _ in range(80):
-        outputs = model(rays)
-        loss = sum(model.get_loss_dict(outputs, batch, {}).values())
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
-    assert losses[-1] < 0.2 * losses[0], losses[::10]

@@ -11,11 +11,16 @@ from nerfkit.cameras.cameras import Cameras
 from nerfkit.cameras.rays import RayBundle, RaySamples
 from nerfkit.data.scene_box import SceneBox
 from nerfkit.errors import NerfkitError
-from nerfkit.field_components.encoding_configs import FrequencyEncodingConfig
+from nerfkit.field_components.encoding_configs import (
+    FrequencyEncodingConfig,
+    HashGridEncodingConfig,
+    SHEncodingConfig,
+)
 from nerfkit.field_components.encodings import NeRFEncoding
 from nerfkit.fields.vanilla_nerf_field import NeRFField
-from nerfkit.model_components.backgrounds import BackgroundConfig, RandomBackgroundConfig, WhiteBackgroundConfig
-from nerfkit.model_components.ray_samplers import PDFSamplerConfig, UniformSamplerConfig
+from nerfkit.model_components.backgrounds import RandomBackgroundConfig, WhiteBackgroundConfig
+from nerfkit.model_components.colliders import AABBColliderConfig
+from nerfkit.model_components.ray_samplers import LinDispSamplerConfig, PDFSamplerConfig, UniformSamplerConfig
 from nerfkit.models.vanilla_nerf import NeRFModel, VanillaModelConfig
 
 
@@ -121,15 +126,26 @@ def test_missing_near_far_is_a_user_error() -> None:
     assert model.collider.near_plane == 2 and model.collider.far_plane == 6
 
 
-@pytest.mark.parametrize(
-    "background_color", [WhiteBackgroundConfig(), RandomBackgroundConfig()], ids=["white", "random"]
-)
-def test_overfits_fixed_rays(background_color: BackgroundConfig, random_rays: Callable[..., RayBundle]) -> None:
+PART_CHOICES = {
+    "white": {"background_color": WhiteBackgroundConfig()},
+    "random": {"background_color": RandomBackgroundConfig()},
+    "other-parts": {
+        "position_encoding": HashGridEncodingConfig(num_levels=4, log2_hashmap_size=10, max_resolution=64),
+        "direction_encoding": SHEncodingConfig(levels=3),
+        "coarse_sampler": LinDispSamplerConfig(num_samples=8),
+        "collider": AABBColliderConfig(),
+    },
+}
+"""The default parts with each background, and every other replaceable part swapped at once."""
+
+
+@pytest.mark.parametrize("parts", PART_CHOICES.values(), ids=PART_CHOICES.keys())
+def test_overfits_fixed_rays(parts: dict[str, object], random_rays: Callable[..., RayBundle]) -> None:
     torch.manual_seed(0)
-    model = make_model(background_color=background_color).train()
+    model = make_model(**parts).train()
     rays = random_rays(16, seed=1)
     batch = {"image": torch.rand(16, 3, generator=torch.Generator().manual_seed(2))}
-    optimizer = torch.optim.Adam(model.get_param_groups()["fields"], lr=5e-3)
+    optimizer = torch.optim.Adam(model.get_param_groups()["fields"], lr=1e-2)
     losses = []
     for _ in range(60):
         outputs = model(rays)
