@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from nerfkit.cameras.rays import RayBundle
+from nerfkit.kernels.hash_encoding import build_fused_kernel
 
 LEGO = Path(__file__).resolve().parents[2] / "shared/data/lego"
 
@@ -127,3 +128,12 @@ def processed_lego(lego_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         (views / name).symlink_to(lego_dir / "train" / name)
     assert kit_process_data(["images", "--data", str(views), "--output-dir", str(root / "dataset")]) == 0
     return root / "dataset"
+
+
+@pytest.fixture
+def fresh_fused_kernel() -> Iterator[None]:
+    """Forgets the loaded fused hash kernel before and after the test, so it is looked up again under the test's
+    settings and a build that failed under them (a fake PATH, say) does not stay cached for the rest of the session."""
+    build_fused_kernel.cache_clear()
+    yield
+    build_fused_kernel.cache_clear()

@@ -8,7 +8,6 @@ import io
 import logging
 import math
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,6 @@ from nerfkit.kernels.cpu.build import KernelBuildError, load_c_library
 from nerfkit.kernels.hash_encoding import (
     HashEncoding,
     HashGridLayout,
-    build_fused_kernel,
     fused_cpu_status,
     hash_encode,
     hash_encode_torch,
@@ -305,14 +303,6 @@ def test_tcnn_and_torch_backends_agree_on_cuda() -> None:
     (expected_grad,) = torch.autograd.grad(expected, torch_encoding.params, grad_out)
     (actual_grad,) = torch.autograd.grad(actual, tcnn_encoding.params, grad_out)
     torch.testing.assert_close(actual_grad, expected_grad, rtol=1e-4, atol=1e-4)
-
-
-@pytest.fixture
-def fresh_fused_kernel() -> Iterator[None]:
-    """Forgets the loaded kernel before and after the test, so it is looked up again under the test's settings."""
-    build_fused_kernel.cache_clear()
-    yield
-    build_fused_kernel.cache_clear()
 
 
 @pytest.mark.usefixtures("fresh_fused_kernel")

@@ -25,7 +25,6 @@ from nerfkit.kernels.backends import (
     package_status,
     resolve_backends,
 )
-from nerfkit.kernels.hash_encoding import build_fused_kernel
 from nerfkit.scripts import doctor
 
 KIT_DOCTOR = Path(sys.executable).parent / "kit-doctor"
@@ -34,15 +33,13 @@ TCNN_IMPORT_ERROR = "Unknown compute capability. Ensure PyTorch with CUDA suppor
 
 
 @pytest.fixture(autouse=True)
-def fresh_probes() -> Iterator[None]:
+def fresh_probes(fresh_fused_kernel: None) -> Iterator[None]:
     """The probes cache per process; each test probes afresh and leaves no fake result behind. kit-doctor also builds
     the fused hash kernel, which fails under the fake PATH: cached, that failure would leave every later test in the
     session on the eager hash encoding (instant-ngp's and nerfacto's training tests took 3 to 7 times longer)."""
     package_status.cache_clear()
-    build_fused_kernel.cache_clear()
     yield
     package_status.cache_clear()
-    build_fused_kernel.cache_clear()
 
 
 @pytest.fixture
