@@ -9,9 +9,8 @@ import pytest
 import torch
 
 from nerfkit.errors import NerfkitError
-from nerfkit.field_components.mlp import MLP
 from nerfkit.kernels.backends import package_status
-from nerfkit.kernels.mlp import Activation, make_mlp, tcnn_network_config
+from nerfkit.kernels.mlp import Activation, NetworkMLP, make_mlp, tcnn_network_config
 
 TCNN_DEFINITIONS: dict[str, Callable[[float], float]] = {
     "None": lambda x: x,
@@ -29,19 +28,23 @@ TCNN_DEFINITIONS: dict[str, Callable[[float], float]] = {
 POINTS = [-1.5, -0.3, -0.05, 0.0, 0.02, 0.4, 1.2]
 
 
-def identity_layers(mlp: MLP) -> MLP:
+def identity_layers(mlp: NetworkMLP) -> NetworkMLP:
     """Sets every 1x1 layer to y = x, so the network's output is its activations applied to the input."""
     with torch.no_grad():
         for layer in mlp.layers:
             layer.weight.fill_(1.0)
-            layer.bias.zero_()
+            if layer.bias is not None:
+                layer.bias.zero_()
     return mlp
 
 
-def test_torch_backend_is_nerfkits_mlp_with_the_requested_shape() -> None:
+def test_torch_backend_has_tcnns_architecture_with_the_requested_shape() -> None:
     mlp = make_mlp(in_dim=5, num_layers=3, layer_width=32, out_dim=4)
-    assert isinstance(mlp, MLP)
+    assert isinstance(mlp, NetworkMLP)
     assert [(layer.in_features, layer.out_features) for layer in mlp.layers] == [(5, 32), (32, 32), (32, 4)]
+    # Only the first layer has a bias: the ones tiny-cuda-nn pads a 5-wide input with; none for a 16-wide input.
+    assert [layer.bias is not None for layer in mlp.layers] == [True, False, False]
+    assert [layer.bias is not None for layer in make_mlp(16, 2, 32, 4).layers] == [False, False]
     assert mlp(torch.rand(2, 7, 5)).shape == (2, 7, 4)
 
 
@@ -97,3 +100,22 @@ def test_cuda_kernels_backend_builds_tiny_cuda_nns_network() -> None:
     assert y.shape == (256, 4)
     assert ((y >= 0) & (y <= 1)).all()
     assert sum(p.numel() for p in mlp.parameters()) > 0
+
+
+@pytest.mark.parametrize(("in_dim", "num_layers", "width", "out_dim"), [(31, 3, 64, 3), (32, 2, 64, 16), (5, 1, 64, 4)])
+def test_tiny_cuda_nn_computes_what_the_canonical_layers_compute(
+    in_dim: int, num_layers: int, width: int, out_dim: int
+) -> None:
+    """The real library against the layout nerfkit assumes (the CPU tests use a stand-in with that layout)."""
+    status = package_status("tinycudann")
+    if not status.usable:
+        pytest.skip(f"tiny-cuda-nn is not usable here: {status.reason}")
+    fused = make_mlp(in_dim, num_layers, width, out_dim, out_activation="Sigmoid", backend="cuda-kernels").cuda()
+    reference = make_mlp(in_dim, num_layers, width, out_dim, out_activation="Sigmoid").cuda()
+    reference.load_state_dict(fused.state_dict())
+    x = torch.rand(1000, in_dim, device="cuda")
+    torch.testing.assert_close(fused(x).float(), reference(x), atol=2e-3, rtol=1e-2)
+    fused(x).float().sum().backward()
+    reference(x).sum().backward()
+    for mine, theirs in zip(fused.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(mine.grad, theirs.grad, atol=1e-2, rtol=5e-2)

@@ -136,16 +136,25 @@ class SHEncoding(Encoding):
             )
         self.levels = levels
         self.backend = backend
-        self.tcnn_encoding: nn.Module | None = None
+        # Kept out of the module tree: it has no weights, and as a child it would add a key that only checkpoints
+        # written with tiny-cuda-nn have.
+        self._tcnn_encoding: nn.Module | None = None
         if backend == "cuda-kernels":
-            tcnn = import_tinycudann()
-            self.tcnn_encoding = tcnn.Encoding(3, {"otype": "SphericalHarmonics", "degree": levels})
+            encoding = import_tinycudann().Encoding(3, {"otype": "SphericalHarmonics", "degree": levels})
+            object.__setattr__(self, "_tcnn_encoding", encoding)
+        self.register_load_state_dict_pre_hook(self._drop_tcnn_state)
+
+    @staticmethod
+    def _drop_tcnn_state(module: nn.Module, state_dict: dict[str, Tensor], prefix: str, *args: object) -> None:
+        """Checkpoints written with tiny-cuda-nn before it left the module tree hold its empty `params`."""
+        state_dict.pop(f"{prefix}tcnn_encoding.params", None)
 
     def get_out_dim(self) -> int:
         return self.levels**2
 
     def forward(self, in_tensor: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs out_dim"]:
-        if self.tcnn_encoding is None:
+        # tiny-cuda-nn refuses empty batches; the torch formula gives the empty result.
+        if self._tcnn_encoding is None or in_tensor.numel() == 0:
             return spherical_harmonics(in_tensor, self.levels)
         flat = (in_tensor.reshape(-1, 3) + 1.0) / 2.0
-        return self.tcnn_encoding(flat).reshape(*in_tensor.shape[:-1], self.get_out_dim())
+        return self._tcnn_encoding(flat).reshape(*in_tensor.shape[:-1], self.get_out_dim())

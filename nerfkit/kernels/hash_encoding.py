@@ -302,8 +302,8 @@ def hash_encode(
 class HashEncoding(Encoding):
     """Instant-NGP's multiresolution hash grid over positions in [0, 1]^3, with one flat parameter, `params`.
 
-    With the cuda-kernels backend, CUDA inputs go through tiny-cuda-nn; everything else (any backend on the CPU, the
-    torch backend on CUDA) goes through `hash_encode`. The parameter layout is tiny-cuda-nn's in every case.
+    With the cuda-kernels backend, inputs go through tiny-cuda-nn (empty batches excepted); with the torch backend
+    through `hash_encode`. The parameter layout is tiny-cuda-nn's in every case.
     """
 
     def __init__(
@@ -337,7 +337,8 @@ class HashEncoding(Encoding):
         return self.layout.out_dim
 
     def forward(self, in_tensor: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs out_dim"]:
-        if self._tcnn_encoding is not None and in_tensor.is_cuda:
+        # tiny-cuda-nn refuses empty batches (a launch of zero blocks); `hash_encode` gives the empty result.
+        if self._tcnn_encoding is not None and in_tensor.numel() > 0:
             # tiny-cuda-nn reads its own `params`; point it at ours (cheap) so moves and loads are always seen.
             self._tcnn_encoding.params = self.params
             out = self._tcnn_encoding(in_tensor.reshape(-1, 3))
