@@ -86,8 +86,15 @@ class Optimizers:
             optimizer.zero_grad(set_to_none=True)
 
     def optimizer_step_all(self, grad_scaler: torch.amp.GradScaler) -> None:
-        """Unscales, clips where configured, then steps every optimizer through the grad scaler."""
+        """Unscales, clips where configured, then steps through the grad scaler every optimizer whose parameters
+        received gradients this step.
+
+        A group can get none on some steps (nerfacto's proposal networks, a chunk with no samples); the grad scaler
+        refuses to step an optimizer it recorded no gradients for, and Adam would leave it unchanged anyway.
+        """
         for name, optimizer in self.optimizers.items():
+            if all(parameter.grad is None for parameter in self.parameters[name]):
+                continue
             max_norm = self.config[name].optimizer.max_norm
             if max_norm is not None:
                 grad_scaler.unscale_(optimizer)

@@ -382,7 +382,7 @@ class Trainer:
             "pipeline": self.pipeline.state_dict(),
             "optimizers": self.optimizers.state_dict(),
             "grad_scaler": self.grad_scaler.state_dict(),
-            "rng": get_rng_state(),
+            "rng": get_rng_state(self.device),
         }
         if self.world_size > 1:
             state["rng_per_rank"] = gather_objects(state["rng"])
@@ -418,7 +418,9 @@ class Trainer:
         cannot continue, and each rank reseeds from seed, rank and step (still reproducible)."""
         saved = state.get("rng_per_rank", [state["rng"]])
         if len(saved) == self.world_size:
-            set_rng_state(saved[self.rank])
+            note = set_rng_state(saved[self.rank], self.device)
+            if note is not None:
+                self.console.print(note)
             return
         seed_everything(self.config.machine.seed + self.rank + self.start_step)
         self.console.print(
