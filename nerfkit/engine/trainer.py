@@ -212,7 +212,11 @@ class Trainer:
         self.backends = resolve_backends(config.machine.kernels, self.device)
         self.console.print(f"kernels: {self.backends.describe()}")
         self.pipeline = config.pipeline.setup(
-            device=self.device, backends=self.backends, world_size=self.world_size, local_rank=self.local_rank
+            device=self.device,
+            backends=self.backends,
+            world_size=self.world_size,
+            local_rank=self.local_rank,
+            mixed_precision=self.mixed_precision,
         )
         dataparser_outputs = self.pipeline.datamanager.train_dataparser_outputs
         self.console.print(f"dataset: {config.data}, format {dataparser_outputs.format_description}", soft_wrap=True)
@@ -329,9 +333,9 @@ class Trainer:
         for callback in self.callbacks:
             callback.run_callback_at_location(step, TrainingCallbackLocation.BEFORE_TRAIN_ITERATION)
         self.optimizers.zero_grad_all()
-        with torch.autocast(device_type=self.device.type, enabled=self.mixed_precision):
-            _, loss_dict, metrics_dict = self.train_module(step)
-            loss = functools.reduce(torch.add, loss_dict.values())
+        # No autocast here: under mixed precision the model runs its field networks alone in half precision.
+        _, loss_dict, metrics_dict = self.train_module(step)
+        loss = functools.reduce(torch.add, loss_dict.values())
         self.grad_scaler.scale(loss).backward()
         self.optimizers.optimizer_step_all(self.grad_scaler)
         self.grad_scaler.update()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from nerfkit.engine.callbacks import TrainingCallback, TrainingCallbackAttribute
 from nerfkit.errors import NerfkitError
 from nerfkit.kernels.backends import Backends
 from nerfkit.plugins.components import PartContext
+from nerfkit.utils.precision import P, R, in_field_precision
 
 
 @dataclass
@@ -50,9 +52,11 @@ class Model(nn.Module):
         num_train_data: int,
         metadata: dict[str, Any] | None = None,
         backends: Backends | None = None,
+        mixed_precision: bool = False,
     ) -> None:
         super().__init__()
         self.config = config
+        self.mixed_precision = mixed_precision
         self.scene_box = scene_box
         self.num_train_data = num_train_data
         self.metadata = metadata or {}
@@ -67,6 +71,10 @@ class Model(nn.Module):
     @property
     def device(self) -> torch.device:
         return self._device_marker.device
+
+    def in_field_precision(self, function: Callable[P, R]) -> Callable[P, R]:
+        """`function` (a field, or a density network) in half precision under mixed precision; see utils/precision."""
+        return in_field_precision(function, self.device, self.mixed_precision)
 
     def part_context(self) -> PartContext:
         """What the model's replaceable parts are built with; models check first that they have both planes."""

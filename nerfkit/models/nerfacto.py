@@ -173,13 +173,15 @@ class NerfactoModel(SinglePassOutputs, Model):
         if self.training:
             ray_bundle = self.camera_optimizer.apply_to_rays(ray_bundle)
         ray_bundle = self.collider(ray_bundle)
-        samples = self.proposal_sampler(ray_bundle, [network.density for network in self.proposal_networks])
+        density_fns = [self.in_field_precision(network.density) for network in self.proposal_networks]
+        samples = self.proposal_sampler(ray_bundle, density_fns)
         ray_samples = samples.ray_samples
         num_rays, num_samples = ray_samples.starts.shape[:2]
         directions = ray_samples.directions[:, None, :].expand(-1, num_samples, -1).reshape(-1, 3)
         # Training rays take their image's appearance; eval images were never trained on.
         image_indices = ray_bundle.camera_indices.expand(-1, num_samples).reshape(-1) if self.training else None
-        density, rgb = self.field(ray_samples.positions.reshape(-1, 3), directions, image_indices)
+        positions = ray_samples.positions.reshape(-1, 3)
+        density, rgb = self.in_field_precision(self.field)(positions, directions, image_indices)
         weights, _, _ = render_weight_from_density(
             ray_samples.starts[..., 0],
             ray_samples.ends[..., 0],

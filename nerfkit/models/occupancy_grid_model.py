@@ -60,7 +60,8 @@ class OccupancyGridRendering:
 
     def get_outputs(self, ray_bundle: RayBundle) -> dict[str, Tensor]:
         ray_indices, t_starts, t_ends = self.sampler(ray_bundle, self.query_density)
-        density, rgb = self.field_outputs(*sample_points(ray_bundle, ray_indices, t_starts, t_ends))
+        positions, directions = sample_points(ray_bundle, ray_indices, t_starts, t_ends)
+        density, rgb = self.in_field_precision(self.field_outputs)(positions, directions)
         background = self.background(len(ray_bundle), ray_bundle.origins.device)
         return render_packed(
             density, rgb, ray_indices, t_starts, t_ends, background, backend=self.backends.volume_rendering

@@ -51,6 +51,7 @@ class VanillaPipeline(nn.Module):
         backends: Backends | None = None,
         world_size: int = 1,
         local_rank: int = 0,
+        mixed_precision: bool = False,
     ) -> None:
         super().__init__()
         self.config = config
@@ -61,6 +62,7 @@ class VanillaPipeline(nn.Module):
             num_train_data=len(outputs.image_filenames),
             metadata=outputs.metadata,
             backends=backends,
+            mixed_precision=mixed_precision,
         ).to(device)
 
     def train_num_rays(self) -> int | None:

@@ -37,8 +37,16 @@ class DynamicBatchPipeline(VanillaPipeline):
         backends: Backends | None = None,
         world_size: int = 1,
         local_rank: int = 0,
+        mixed_precision: bool = False,
     ) -> None:
-        super().__init__(config, device, backends=backends, world_size=world_size, local_rank=local_rank)
+        super().__init__(
+            config,
+            device,
+            backends=backends,
+            world_size=world_size,
+            local_rank=local_rank,
+            mixed_precision=mixed_precision,
+        )
         # A buffer, so the batch size is part of the checkpoint and a resumed run continues exactly.
         initial = torch.tensor(config.datamanager.train_num_rays_per_batch)
         self.register_buffer("num_rays_per_batch", initial)
