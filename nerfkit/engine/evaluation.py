@@ -27,6 +27,7 @@ from nerfkit.model_components.renderers import composite_ground_truth
 from nerfkit.models.base_model import Model
 from nerfkit.pipelines.base_pipeline import evaluating
 from nerfkit.utils.metrics import psnr, ssim
+from nerfkit.utils.timing import synchronize
 
 
 def load_split(datamanager: Any, split: Split) -> InputDataset:
@@ -51,11 +52,6 @@ def composited_target(image: Tensor, outputs: dict[str, Tensor]) -> Tensor:
         return image
     background = outputs.get("background")
     return composite_ground_truth(image, torch.ones_like(image[..., :3]) if background is None else background)
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 ImageMetric = Callable[[Float[Tensor, "height width 3"], Float[Tensor, "height width 3"]], float]
@@ -88,10 +84,10 @@ def evaluate_dataset(
     with evaluating(model):
         for index in range(count):
             image = dataset.get_image(index)
-            _synchronize(model.device)
+            synchronize(model.device)
             start = time.perf_counter()
             outputs = model.get_outputs_for_camera(dataset.cameras, index)
-            _synchronize(model.device)
+            synchronize(model.device)
             seconds.append(time.perf_counter() - start)
             metrics, _ = model.get_image_metrics_and_images(outputs, {"image": image})
             target = composited_target(image, outputs)

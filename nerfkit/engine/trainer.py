@@ -41,6 +41,7 @@ from nerfkit.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfkit.utils.files import write_json
 from nerfkit.utils.progress import training_progress
 from nerfkit.utils.rng import get_rng_state, seed_everything, set_rng_state
+from nerfkit.utils.timing import synchronize
 from nerfkit.utils.writers import CsvWriter, TensorboardWriter, WandbWriter, Writer, Writers
 
 TIMESTAMP_PLACEHOLDER = "{timestamp}"
@@ -276,6 +277,7 @@ class Trainer:
                 step_rays.append(self.pipeline.train_num_rays() or config.pipeline.datamanager.train_num_rays_per_batch)
                 start = time.perf_counter()
                 loss, loss_dict, metrics_dict = self.train_iteration(step)
+                synchronize(self.device)
                 step_times.append(time.perf_counter() - start)
                 self.step = step
                 rays_per_sec = sum(step_rays) * self.world_size / sum(step_times)  # every rank's rays

@@ -16,6 +16,7 @@ from nerfkit.data.datamanagers.vanilla_datamanager import VanillaDataManagerConf
 from nerfkit.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
 from nerfkit.kernels.backends import Backends
 from nerfkit.models.base_model import ModelConfig
+from nerfkit.utils.timing import synchronize
 
 
 @dataclass
@@ -91,6 +92,7 @@ class VanillaPipeline(nn.Module):
     def _render_eval_image(self, camera_index: int, batch: dict[str, Tensor]) -> tuple[dict[str, float], dict]:
         start = time.perf_counter()
         outputs = self.model.get_outputs_for_camera(self.datamanager.eval_cameras, camera_index)
+        synchronize(self.model.device)
         seconds = time.perf_counter() - start
         metrics, images = self.model.get_image_metrics_and_images(outputs, batch)
         height, width = batch["image"].shape[:2]
