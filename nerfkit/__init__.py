@@ -1,3 +1,3 @@
 """nerfkit: a configurable, resumable trainer for neural radiance fields."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from nerfkit import __version__
 from nerfkit.errors import NerfkitError
 
 _NAME = re.compile(r"^step-(\d{9})\.ckpt$")
@@ -113,12 +114,32 @@ def describe_key_mismatch(missing: list[str], unexpected: list[str], limit: int 
     return "\n".join(parts)
 
 
+def describe_shape_mismatch(mismatched: dict[str, tuple[torch.Size, torch.Size]], limit: int = 10) -> str:
+    """The tensors whose shapes differ, checkpoint against model."""
+    lines = [
+        f"    {key}: {tuple(saved)} in the checkpoint, {tuple(expected)} in the model"
+        for key, (saved, expected) in list(mismatched.items())[:limit]
+    ]
+    more = [f"    ... and {len(mismatched) - limit} more"] if len(mismatched) > limit else []
+    return "\n".join([f"  different shapes ({len(mismatched)}):", *lines, *more])
+
+
 def load_pipeline_state(pipeline: torch.nn.Module, state: dict[str, Any], path: Path) -> None:
-    """Loads a checkpoint's weights; a mismatch lists the keys, since it means the config differs from training."""
-    result = pipeline.load_state_dict(state["pipeline"], strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        raise NerfkitError(
-            f"checkpoint {path} does not fit this model:\n"
-            + describe_key_mismatch(result.missing_keys, result.unexpected_keys),
-            hint="load it with the config it was trained with (kit-train --resume <run folder>)",
-        )
+    """Loads a checkpoint's weights; a mismatch lists the keys or shapes, since it means the config (or the nerfkit
+    version) differs from training's."""
+    expected = pipeline.state_dict()
+    saved = state["pipeline"]
+    mismatched = {
+        key: (value.shape, expected[key].shape)
+        for key, value in saved.items()
+        if key in expected and isinstance(value, torch.Tensor) and value.shape != expected[key].shape
+    }
+    result = pipeline.load_state_dict(saved, strict=False) if not mismatched else None
+    if mismatched or result.missing_keys or result.unexpected_keys:
+        details = describe_shape_mismatch(mismatched) if mismatched else ""
+        details = details or describe_key_mismatch(result.missing_keys, result.unexpected_keys)
+        hint = "load it with the config it was trained with (kit-train --resume <run folder>)"
+        written_by = state.get("nerfkit_version")
+        if written_by is not None and written_by != __version__:
+            hint += f"; it was written by nerfkit {written_by} and this is {__version__}, whose models may differ"
+        raise NerfkitError(f"checkpoint {path} does not fit this model:\n{details}", hint=hint)
