@@ -1,7 +1,8 @@
 """Backend selection and kit-doctor: auto falls back to torch, forced CUDA kernels fail clearly, probes never raise.
 
-tiny-cuda-nn raises at import on machines without CUDA and nerfacc imports but needs nvcc later; fake packages on
-sys.path reproduce both, with torch.cuda.is_available patched so the probes go as far as importing them.
+tiny-cuda-nn raises at import on machines without CUDA, and nerfacc imports and then loads its kernels; fake packages
+on sys.path reproduce both (nerfacc as a prebuilt wheel; tests/test_nerfacc_build.py covers its JIT build), with
+torch.cuda.is_available patched so the probes go as far as importing them.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from nerfkit.kernels.backends import (
     package_status,
     resolve_backends,
 )
+from nerfkit.kernels.nerfacc_build import load_nerfacc_kernels
 from nerfkit.scripts import doctor
 
 KIT_DOCTOR = Path(sys.executable).parent / "kit-doctor"
@@ -38,16 +40,21 @@ def fresh_probes(fresh_fused_kernel: None) -> Iterator[None]:
     the fused hash kernel, which fails under the fake PATH: cached, that failure would leave every later test in the
     session on the eager hash encoding (instant-ngp's and nerfacto's training tests took 3 to 7 times longer)."""
     package_status.cache_clear()
+    load_nerfacc_kernels.cache_clear()
     yield
     package_status.cache_clear()
+    load_nerfacc_kernels.cache_clear()
 
 
 @pytest.fixture
 def fake_cuda_packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A nerfacc that imports, a tinycudann that raises like tcnn without CUDA, and an nvcc; returns nvcc's folder."""
+    """A prebuilt nerfacc, a tinycudann that raises like tcnn without CUDA, and an nvcc; returns nvcc's folder."""
     site = tmp_path / "site"
-    (site / "nerfacc").mkdir(parents=True)
+    (site / "nerfacc/cuda").mkdir(parents=True)
     (site / "nerfacc/__init__.py").write_text('__version__ = "0.5.3"\n')
+    (site / "nerfacc/csrc.py").write_text("")  # a wheel's compiled kernels
+    (site / "nerfacc/cuda/__init__.py").write_text("")
+    (site / "nerfacc/cuda/_backend.py").write_text("from nerfacc import csrc as _C\n")
     (site / "tinycudann").mkdir()
     (site / "tinycudann/__init__.py").write_text(f"raise EnvironmentError({TCNN_IMPORT_ERROR!r})\n")
     bin_dir = tmp_path / "bin"
@@ -55,13 +62,16 @@ def fake_cuda_packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     nvcc = bin_dir / "nvcc"
     nvcc.write_text("#!/bin/sh\necho 'Cuda compilation tools, release 12.4, V12.4.131'\n")
     nvcc.chmod(0o755)
-    for name in FAKE_PACKAGES:
-        monkeypatch.delitem(sys.modules, name, raising=False)
+    forget_fake_packages()
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setenv("PATH", str(bin_dir))
     yield bin_dir
-    for name in FAKE_PACKAGES:
-        sys.modules.pop(name, None)
+    forget_fake_packages()
+
+
+def forget_fake_packages() -> None:
+    for name in [name for name in sys.modules if name.split(".")[0] in FAKE_PACKAGES]:
+        del sys.modules[name]
 
 
 @pytest.fixture
@@ -98,7 +108,8 @@ def test_forcing_usable_cuda_kernels_on_a_cpu_device_says_so() -> None:
 
 
 def test_package_status_of_a_missing_package() -> None:
-    assert package_status("nerfkit_no_such_package") == PackageStatus("nerfkit_no_such_package", False, "not installed")
+    status = package_status("nerfkit_no_such_package")
+    assert status == PackageStatus("nerfkit_no_such_package", False, "not installed", installed=False)
 
 
 @pytest.mark.usefixtures("fake_cuda_packages")
@@ -117,12 +128,11 @@ def test_package_status_reports_an_import_error_as_the_reason() -> None:
 
 
 @pytest.mark.usefixtures("cuda_claimed")
-def test_package_status_needs_nvcc_for_nerfacc(fake_cuda_packages: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert package_status("nerfacc") == PackageStatus("nerfacc", True, "usable", "0.5.3")
-    package_status.cache_clear()
+def test_package_status_of_a_prebuilt_nerfacc_needs_no_nvcc(
+    fake_cuda_packages: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PATH", str(fake_cuda_packages.parent / "empty"))
-    status = package_status("nerfacc")
-    assert not status.usable and "nvcc" in status.reason
+    assert package_status("nerfacc") == PackageStatus("nerfacc", True, "usable", "0.5.3")
 
 
 @pytest.mark.usefixtures("fake_cuda_packages", "cuda_claimed")

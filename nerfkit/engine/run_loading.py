@@ -18,7 +18,7 @@ from nerfkit.configs.run_config import load_run_config
 from nerfkit.engine.checkpoints import find_checkpoint, load_checkpoint, load_pipeline_state
 from nerfkit.engine.trainer import TrainerConfig, resolve_device
 from nerfkit.errors import NerfkitError
-from nerfkit.kernels.backends import resolve_backends
+from nerfkit.kernels.backends import prepare_backends
 from nerfkit.pipelines.base_pipeline import VanillaPipeline
 
 
@@ -72,7 +72,7 @@ def load_run(
     checkpoint = find_checkpoint(run_dir / config.relative_model_dir, load_step, named_by="the run's checkpoint folder")
     state = load_checkpoint(checkpoint)
     device = resolve_device(device_type, 0)
-    backends = resolve_backends(config.machine.kernels, device)
+    backends = prepare_backends(config.machine.kernels, device, console or Console())
     pipeline = config.pipeline.setup(device=device, backends=backends)
     load_pipeline_state(pipeline, state, checkpoint)
     pipeline.eval()

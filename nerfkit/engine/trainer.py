@@ -36,7 +36,7 @@ from nerfkit.engine.evaluation import evaluate_dataset, evaluation_report, load_
 from nerfkit.engine.interrupts import StopRequest, stop_on_signals
 from nerfkit.engine.optimizers import Optimizers, ParamGroupConfig
 from nerfkit.errors import NerfkitError
-from nerfkit.kernels.backends import resolve_backends
+from nerfkit.kernels.backends import prepare_backends
 from nerfkit.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfkit.utils.files import write_json
 from nerfkit.utils.progress import training_progress
@@ -210,7 +210,7 @@ class Trainer:
         """Builds everything and loads the checkpoint before writing anything, so bad input leaves no files."""
         config = self.config
         config.pipeline.model.check_parts("pipeline.model")
-        self.backends = resolve_backends(config.machine.kernels, self.device)
+        self.backends = prepare_backends(config.machine.kernels, self.device, self.console)
         self.console.print(f"kernels: {self.backends.describe()}")
         self.pipeline = config.pipeline.setup(
             device=self.device,

@@ -22,7 +22,7 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from nerfkit.errors import NerfkitError
-from nerfkit.kernels.backends import INSTALL_HINTS, Backend, package_status
+from nerfkit.kernels.backends import Backend, fix_hint, package_status
 
 
 def import_nerfacc() -> ModuleType:
@@ -31,7 +31,7 @@ def import_nerfacc() -> ModuleType:
     if not status.usable:
         raise NerfkitError(
             f"the cuda-kernels backend needs nerfacc, which cannot run here ({status.reason})",
-            hint=f"install it ({INSTALL_HINTS['nerfacc']}), or use the torch backend",
+            hint=f"{fix_hint(status)}; or use the torch backend",
         )
     return importlib.import_module("nerfacc")
 

@@ -1,8 +1,10 @@
 """kit-doctor: what this machine can run, on one screen.
 
-Prints the torch and CUDA versions, the GPU, whether nvcc, nerfacc and tiny-cuda-nn are usable (and why not, and how to
-install them), the fused CPU hash-encoding path, CPU threads, and the backend each accelerated operation would use
-with `--machine.kernels.*` left on auto. Always exits 0: a broken optional package is a finding, not a crash.
+Prints the torch and CUDA versions, the GPU, nvcc, whether nerfacc and tiny-cuda-nn are installed and usable (and why
+not, and how to install them), where nerfacc's kernels come from (a prebuilt wheel, a cached build, or a build still to
+run), the fused CPU hash-encoding path, CPU threads, and the backend each accelerated operation would use with
+`--machine.kernels.*` left on auto. On a GPU it loads nerfacc's kernels as training would, building them on first use.
+Always exits 0: a broken optional package is a finding, not a crash.
 """
 
 from __future__ import annotations
@@ -24,14 +26,18 @@ from rich.text import Text
 import nerfkit
 from nerfkit.configs.base_config import KernelsConfig
 from nerfkit.engine.trainer import resolve_device
-from nerfkit.kernels.backends import INSTALL_HINTS, OPERATIONS, PackageStatus, package_status, resolve_backends
+from nerfkit.kernels.backends import (
+    OPERATIONS,
+    PACKAGE_LABELS,
+    PackageStatus,
+    fix_hint,
+    package_status,
+    prepare_backends,
+)
+from nerfkit.kernels.nerfacc_build import describe_source, kernel_source, load_nerfacc_kernels, loaded_message
 from nerfkit.utils.cli import run_cli
 
-PACKAGE_LABELS = {"nerfacc": "nerfacc", "tinycudann": "tiny-cuda-nn"}
-FIXES = {
-    "nerfacc": f"pip install 'nerfkit[cuda]', or {INSTALL_HINTS['nerfacc']}",
-    "tinycudann": f"not on PyPI: {INSTALL_HINTS['tinycudann']}",
-}
+KERNEL_SOURCE_LABELS = {"prebuilt": "prebuilt", "cached": "cached", "build": "needs a build"}
 HASH_ENCODING_MODULE = "nerfkit.kernels.hash_encoding"
 HASH_ENCODING_STATUS = "fused_cpu_status"
 """Hook: `nerfkit.kernels.hash_encoding.fused_cpu_status()` returns an object with `usable` and `reason` (a
@@ -56,7 +62,7 @@ def _gpu() -> str:
 def _nvcc() -> tuple[bool, str]:
     path = shutil.which("nvcc")
     if path is None:
-        return False, "not on PATH (nerfacc compiles its kernels with it)"
+        return False, "not on PATH (nerfacc builds its kernels with it, unless its wheel is prebuilt)"
     try:
         result = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError) as error:
@@ -90,6 +96,28 @@ def _yes_no(usable: bool) -> Text:
     return Text("yes", style="green") if usable else Text("no", style="red")
 
 
+def package_cell(status: PackageStatus) -> Text:
+    """An absent package is "not installed", a present one that cannot run its kernels "unusable"."""
+    if status.usable:
+        return Text("usable", style="green")
+    return Text("unusable", style="red") if status.installed else Text("not installed", style="yellow")
+
+
+def package_details(status: PackageStatus) -> str:
+    if status.usable:
+        return f"version {status.version or 'unknown'}"
+    return status.reason if status.installed else "optional: the torch backends run instead"
+
+
+def nerfacc_kernels_row(status: PackageStatus) -> tuple[str, str]:
+    """Where nerfacc's kernels came from once loaded; otherwise where they would come from, without building them."""
+    if status.usable:
+        load = load_nerfacc_kernels()  # already loaded, so this costs nothing
+        return KERNEL_SOURCE_LABELS[load.source], loaded_message(load).removeprefix("nerfacc: ")
+    source = kernel_source()
+    return KERNEL_SOURCE_LABELS[source], describe_source(source)
+
+
 def _hash_encoding_cell(label: str) -> Text:
     return Text(label, style={"usable": "green", "unusable": "red"}.get(label, "yellow"))
 
@@ -100,13 +128,13 @@ def _backend_reason(backend: str, package: PackageStatus, device: torch.device) 
         return f"{label} on {device}"
     if package.usable:
         return f"{label} is usable, but the device is {device.type}"
-    return f"{label} is unusable"
+    return f"{label} is {'unusable' if package.installed else 'not installed'}"
 
 
 def report(console: Console) -> None:
     """Prints the environment table and, for each unusable CUDA package, how to install it."""
     device = resolve_device("auto", local_rank=0)
-    backends = resolve_backends(KernelsConfig(), device)
+    backends = prepare_backends(KernelsConfig(), device, console)
     statuses = {name: package_status(name) for name in sorted(set(OPERATIONS.values()))}
     cuda = torch.version.cuda
     nvcc_ok, nvcc_details = _nvcc()
@@ -123,8 +151,10 @@ def report(console: Console) -> None:
     table.add_row("CPU threads", "", Text(f"torch uses {torch.get_num_threads()} of {os.cpu_count()} logical CPUs"))
     table.add_row("nvcc", _yes_no(nvcc_ok), Text(nvcc_details))
     for status in statuses.values():
-        details = f"version {status.version or 'unknown'}" if status.usable else status.reason
-        table.add_row(PACKAGE_LABELS[status.name], _yes_no(status.usable), Text(details))
+        table.add_row(PACKAGE_LABELS[status.name], package_cell(status), Text(package_details(status)))
+        if status.name == "nerfacc" and status.installed:
+            source_label, source_details = nerfacc_kernels_row(status)
+            table.add_row("nerfacc kernels", Text(source_label), Text(source_details))
     table.add_row("fused CPU hash enc.", _hash_encoding_cell(hash_label), Text(hash_details))
     table.add_section()
     for field in dataclasses.fields(backends):
@@ -135,7 +165,7 @@ def report(console: Console) -> None:
     console.print(f"below the line: what --machine.kernels.* auto picks on {device}", markup=False)
     for status in statuses.values():
         if not status.usable:
-            console.print(f"fix {PACKAGE_LABELS[status.name]}: {FIXES[status.name]}", markup=False, soft_wrap=True)
+            console.print(f"{PACKAGE_LABELS[status.name]}: {fix_hint(status)}", markup=False, soft_wrap=True)
 
 
 def main(argv: list[str]) -> int:
