@@ -172,6 +172,31 @@ def test_data_may_point_at_another_folder_of_the_same_format(
     assert report["psnr_per_image"] == pytest.approx(val_eval[0]["psnr_per_image"][:1], abs=1e-4)
 
 
+def held_out_folder(lego_dir: Path, root: Path, splits: tuple[str, ...]) -> Path:
+    """A folder holding only some of lego's split files, with their images linked in, as a held-out set ships."""
+    for split in splits:
+        (root / split).mkdir(parents=True)
+        shutil.copy(lego_dir / f"transforms_{split}.json", root / f"transforms_{split}.json")
+        for image in (lego_dir / split).iterdir():
+            (root / split / image.name).symlink_to(image)
+    return root
+
+
+@pytest.mark.parametrize("splits", [("test",), ("train", "test")], ids=["test-only", "no-val"])
+def test_data_may_be_a_held_out_folder_with_only_the_evaluated_split(
+    tiny_lego_run: Path, lego_dir: Path, tmp_path: Path, splits: tuple[str, ...]
+) -> None:
+    """Refused before: detection needed transforms_train.json, and loading the run read the folder's val split."""
+    held_out = held_out_folder(lego_dir, tmp_path / "held_out", splits)
+    report = evaluate(
+        tmp_path / "metrics.json",
+        *("--load-config", str(tiny_lego_run), "--split", "test", "--data", str(held_out), "--num-images", "2"),
+    )
+    assert report["data"] == str(held_out.absolute())
+    own = json.loads((tiny_lego_run / "eval_test.json").read_text())
+    assert report["psnr_per_image"] == pytest.approx(own["psnr_per_image"][:2], abs=1e-4)
+
+
 def test_rendering_is_chunked(
     tiny_lego_run: Path, val_eval: tuple[dict[str, Any], Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -30,17 +30,18 @@ from nerfkit.utils.metrics import psnr, ssim
 from nerfkit.utils.timing import synchronize
 
 
-def load_split(datamanager: Any, split: Split) -> InputDataset:
+def load_split(datamanager: Any, split: Split, data: Path | None = None) -> InputDataset:
     """One split at the training resolution: the datamanager's own copy when it holds that split, else read with the
-    same dataparser settings and image cache."""
+    same dataparser settings and image cache, from `data` when given (another folder of the dataset's format, of which
+    only that split is read)."""
     config = datamanager.config
-    if split == "train":
-        return datamanager.train_dataset
-    if split == config.eval_split:
-        return datamanager.eval_dataset
-    dataparser_config = (
-        config.dataparser if config.data is None else dataclasses.replace(config.dataparser, data=config.data)
-    )
+    data = data or config.data or config.dataparser.data
+    if data == (config.data or config.dataparser.data):
+        if split == "train":
+            return datamanager.train_dataset
+        if split == config.eval_split:
+            return datamanager.eval_dataset
+    dataparser_config = dataclasses.replace(config.dataparser, data=data)
     outputs = dataparser_config.setup().get_dataparser_outputs(split)
     return InputDataset(outputs, datamanager.device, config.cache_dir)
 

@@ -56,13 +56,17 @@ def load_run(
 ) -> LoadedRun:
     """The run's pipeline with a checkpoint's weights (the latest, or `load_step`'s), ready to render.
 
-    `data` swaps in another dataset of the same format, e.g. to evaluate on views the run never saw;
+    `data` is another folder of the same format to evaluate on (views the run never saw): the model is built from
+    the run's own dataset, whose training split defines it, and from `data` only when the run's is no longer there;
     `eval_num_rays_per_chunk` bounds the memory of rendering whole images.
     """
     path = run_config_path(load_config)
     config = load_run_config(path, console=console)
     run_dir = path.parent
-    if data is not None:
+    if data is not None and not (config.data and config.data.is_dir()):
+        (console or Console(stderr=True)).print(
+            f"the run's dataset {config.data} is gone: building the model from {data}"
+        )
         datamanager = dataclasses.replace(config.pipeline.datamanager, data=data.absolute())
         pipeline_config = dataclasses.replace(config.pipeline, datamanager=datamanager)
         config = dataclasses.replace(config, data=data.absolute(), pipeline=pipeline_config)

@@ -56,7 +56,7 @@ class EvalConfig:
     split: Split = "test"
     """The split whose images are scored."""
     data: Path | None = None
-    """Another dataset folder of the same format to evaluate on, e.g. views the run never saw; default the run's."""
+    """Another dataset folder of the same format to evaluate on, e.g. a held-out set; only --split is read from it."""
     render_output_path: Path | None = None
     """Also save every view as PNG: the rendering, its ground truth and its depth in rgb/, gt/ and depth/ here."""
     eval_num_rays_per_chunk: int | None = None
@@ -141,14 +141,15 @@ def evaluate(config: EvalConfig, console: Console) -> Path:
         eval_num_rays_per_chunk=config.eval_num_rays_per_chunk,
         console=Console(stderr=True),
     )
-    dataset = load_split(loaded.pipeline.datamanager, config.split)
+    data = config.data.absolute() if config.data is not None else loaded.config.data
+    dataset = load_split(loaded.pipeline.datamanager, config.split, data)
     output_path = config.output_path or loaded.run_dir / f"eval_{config.split}_step-{loaded.step}.json"
     check_outputs(output_path, config.render_output_path)
     lpips, lpips_note = lpips_metric(loaded.device)
     saver = (
         None if config.render_output_path is None else view_saver(config.render_output_path, dataset.image_filenames)
     )
-    console.print(f"evaluating {loaded.checkpoint} on the {config.split} split of {loaded.config.data} ...")
+    console.print(f"evaluating {loaded.checkpoint} on the {config.split} split of {data} ...")
     scores = evaluate_dataset(
         loaded.pipeline.model,
         dataset,
@@ -164,7 +165,7 @@ def evaluate(config: EvalConfig, console: Console) -> Path:
         run_dir=loaded.run_dir.absolute(),
         step=loaded.step,
         split=config.split,
-        data=loaded.config.data,
+        data=data,
     )
     output_path.parent.mkdir(parents=True, exist_ok=True)
     write_json(output_path, report)

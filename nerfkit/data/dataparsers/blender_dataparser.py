@@ -56,29 +56,35 @@ def blender_cameras(poses: Float[Tensor, "num_cameras 4 4"], camera_angle_x: flo
 
 
 def looks_like_blender(data: Path) -> bool:
-    return (data / "transforms_train.json").is_file()
+    """Any split file will do: a held-out set is often shipped as transforms_test.json and its images alone."""
+    return any((data / f"transforms_{split}.json").is_file() for split in SPLITS)
 
 
 def read_blender_capture(data: Path) -> Capture:
-    """Every split's frames; the split files define the split. A split without its file is simply absent."""
+    """Every split's frames; the split files define the split. A split without its file is simply absent, and asking
+    for it then says so (the split selection names the split)."""
     frames: list[CaptureFrame] = []
     split_indices: dict[Split, list[int]] = {}
-    width = height = 0
     for split in SPLITS:
         transforms_path = data / f"transforms_{split}.json"
-        if split != "train" and not transforms_path.is_file():
+        if not transforms_path.is_file():
             continue
         meta = _load_transforms(transforms_path)
         image_filenames = [
             frame_image_path(data, frame, index, transforms_path) for index, frame in enumerate(meta["frames"])
         ]
-        if not frames:
-            # Only one header is read: every frame shares the size; the dataset checks that when it decodes pixels.
-            with open_image(image_filenames[0]) as first_image:
-                width, height = first_image.size
+        # One header per split: its frames share the size; the dataset checks that when it decodes pixels.
+        with open_image(image_filenames[0]) as first_image:
+            width, height = first_image.size
         focal = 0.5 * width / math.tan(0.5 * meta["camera_angle_x"])
         split_indices[split] = list(range(len(frames), len(frames) + len(image_filenames)))
         for index, (frame, image_path) in enumerate(zip(meta["frames"], image_filenames, strict=True)):
             pose = np.array(frame_pose(frame, index, transforms_path), dtype=np.float64)
             frames.append(CaptureFrame(image_path, pose, focal, focal, width / 2, height / 2, width, height))
-    return Capture(frames=frames, camera_model="PINHOLE", source=data, split_indices=split_indices)
+    return Capture(
+        frames=frames,
+        camera_model="PINHOLE",
+        source=data,
+        split_indices=split_indices,
+        split_file="transforms_{split}.json",
+    )

@@ -60,6 +60,8 @@ class Capture:
     """The file or folder the capture was read from, for messages."""
     split_indices: dict[Split, list[int]] | None = None
     """The format's own split, as positions in `frames`; None: nerfkit's eval split options decide."""
+    split_file: str | None = None
+    """The file that holds a split of the format's own, with {split} in its name, for messages."""
     points3d: Float[np.ndarray, "num_points 3"] | None = None
     """Sparse structure-from-motion points in the same world coordinates, when the format has them."""
     points3d_rgb: UInt8[np.ndarray, "num_points 3"] | None = None

@@ -114,7 +114,7 @@ class DatasetFormat:
 
 FORMATS: dict[FormatName, DatasetFormat] = {
     "blender": DatasetFormat(
-        "transforms_train.json (Blender)",
+        "transforms_train.json, transforms_val.json or transforms_test.json (Blender)",
         looks_like_blender,
         lambda data, _: read_blender_capture(data),
         BOUNDED_SYNTHETIC,
@@ -276,6 +276,7 @@ class SceneDataParser(DataParser):
             config.eval_interval,
             config.train_fraction,
             config.eval_list,
+            capture.split_file,
         )
         if not indices:
             raise NerfkitError(

@@ -55,16 +55,18 @@ def split_indices(
     eval_interval: int,
     train_fraction: float,
     eval_list: Path | None,
+    split_file: str | None = None,
 ) -> list[int]:
     """Positions of `split`'s frames among `names` (the images, relative to the dataset folder); `source`, the
-    dataset, is named when it lacks its own `split`.
+    dataset, is named when it lacks its own `split`, and so is the missing file when the format has one a split.
 
     Outside the format's own split there is one held-out set, used for both val and test, as in Nerfstudio.
     """
     if mode == "auto" and own_split is not None:
         if split not in own_split:
+            missing = f"; there is no {split_file.format(split=split)}" if split_file else ""
             raise NerfkitError(
-                f"{source} defines no {split} split (it has {', '.join(own_split)}).",
+                f"{source} defines no {split} split (it has {', '.join(own_split)}){missing}.",
                 "Choose another eval split, or set the dataparser's eval_mode to interval, fraction or list.",
             )
         return own_split[split]
