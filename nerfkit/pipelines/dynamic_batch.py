@@ -20,11 +20,9 @@ class DynamicBatchPipelineConfig(VanillaPipelineConfig):
 
     _target: Target = field(default_factory=lambda: DynamicBatchPipeline)
     target_num_samples: int | None = None
-    """Samples per training step the ray batch is resized towards (None: 2^18 on CUDA, as in nerfacc's instant-ngp
-    example, 2^16 on the CPU)."""
+    """Samples per step the ray batch is resized towards (None: 2^18 on CUDA as in nerfacc, 2^16 on the CPU)."""
     max_num_rays_per_batch: int | None = None
-    """Upper bound on the ray batch, for steps where rays hold very few samples (None: 2^18 on CUDA, 2^14 on the
-    CPU)."""
+    """Upper bound on the ray batch, for steps with few samples per ray (None: 2^18 on CUDA, 2^14 on the CPU)."""
 
     def batch_limits(self, device: torch.device) -> tuple[int, int]:
         """The target samples per step and the ray cap on `device`: a GPU takes a batch 4 times larger and more."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import re
+import sys
 from pathlib import Path
 
 import torch
@@ -18,6 +19,7 @@ import tyro
 import yaml
 from rich.console import Console
 
+from nerfkit.configs.nerfstudio_aliases import translate as translate_nerfstudio
 from nerfkit.configs.run_config import load_run_config
 from nerfkit.configs.serialization import apply_data, read_yaml, to_data
 from nerfkit.engine.distributed import SINGLE_PROCESS, Rank, Worker, launch, torchrun_rank
@@ -122,6 +124,10 @@ def _field_at(config: TrainerConfig, path: str) -> object:
     return value
 
 
+def _is_part(config: TrainerConfig, path: str) -> bool:
+    return dataclasses.is_dataclass(_field_at(config, path))
+
+
 def _takes_a_value(config: TrainerConfig, argument: str) -> bool:
     """Whether a command-line flag consumes the next argument (booleans are bare flags: --x, --no-x)."""
     if not argument.startswith("--") or "=" in argument:
@@ -167,6 +173,16 @@ def normalise_arguments(argv: list[str], config: TrainerConfig) -> list[str]:
     return [argv[0], *(argv[index] for index in sorted(choices)), *_last_of_each_flag(rest)]
 
 
+def nerfstudio_spellings(arguments: list[str], config: TrainerConfig) -> list[str]:
+    """The arguments with Nerfstudio's spellings in nerfkit's, each kind used noted once on stderr."""
+    dataparser = config.pipeline.datamanager.dataparser
+    fields = {field.name for field in dataclasses.fields(dataparser)}
+    translated, notes = translate_nerfstudio(arguments, lambda path: _is_part(config, path), fields)
+    for note in notes:
+        print(note, file=sys.stderr)
+    return translated
+
+
 def parse_args(argv: list[str], registry: Registry) -> TrainerConfig:
     """Method subcommand, then flags in any order. Defaults come from the method, then --resume or --load-config,
     then --config; the command line applies on top."""
@@ -190,7 +206,7 @@ def parse_args(argv: list[str], registry: Registry) -> TrainerConfig:
     if not defaults:
         raise NerfkitError("no methods are registered", hint="reinstall nerfkit: pip install -e .")
     if method is not None:
-        argv = normalise_arguments(argv, defaults[method])
+        argv = normalise_arguments([method, *nerfstudio_spellings(argv[1:], defaults[method])], defaults[method])
     descriptions = {name: spec.description for name, spec in registry.methods.items()}
     subcommands = tyro.extras.subcommand_type_from_defaults(defaults, descriptions)
     return tyro.cli(subcommands, args=argv, prog="kit-train", config=(tyro.conf.CascadeSubcommandArgs,))
