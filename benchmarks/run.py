@@ -1,21 +1,26 @@
 """Benchmark harness: named suites of training runs, each entry in its own process, reported as a table and JSON.
 
-    python benchmarks/run.py --list                       # suites and their entries
+    python benchmarks/run.py --list                       # suites and their entries, and which run here
     python benchmarks/run.py --suite smoke                # under a minute: checks the harness itself
     python benchmarks/run.py --suite cpu-quick            # under 15 minutes on the 2-core CPU of RESULTS.md
     python benchmarks/run.py --suite cpu-nerfacto         # nerfacto on lego: about 10 minutes
     python benchmarks/run.py --suite cpu-full --only vanilla-nerf-small-lego-ds8
+    python benchmarks/run.py --suite gpu-quick            # the GPU target and each kernel combination, ~5 minutes
+    python benchmarks/run.py --suite gpu                  # lego at 800x800 on CUDA, every combination: ~1 hour
 
-Each entry is built by kit-train's own parser and set-up (`parse_args` + `setup_trainer`), so it trains exactly what
-`kit-train <method> <flags>` would. Its child process times every `Trainer.train_iteration(step)` until a step or
-wall-clock budget, then renders every test image and scores it (PSNR, SSIM). Running each entry in a fresh process
+Each entry is built by kit-train's own parser and launcher (`parse_args` + `launch_training`, then `setup_trainer` in
+each process), so it trains exactly what `kit-train <method> <flags>` would, on one GPU or, with
+`--machine.num-devices`, one process per GPU. Its child process times every `Trainer.train_iteration(step)` until a
+step or time budget, then renders every test image and scores it (PSNR, SSIM). Running each entry in a fresh process
 makes peak memory per entry and lets "seconds since the process started" include interpreter start-up, imports and
-data loading. See benchmarks/README.md for what each figure means.
+data loading. Entries that this machine cannot run (no CUDA, too few GPUs, a CUDA package missing) are skipped with
+the reason. See benchmarks/README.md for what each figure means.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -31,7 +36,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nerfkit.engine.distributed import Rank
+    from nerfkit.engine.trainer import TrainerConfig
 
 
 def _kernel_process_age() -> float | None:
@@ -78,6 +87,9 @@ class Entry:
     wall_seconds: float | None = None
     """Stop training once the process is this many seconds old (start-up and data loading count); checked before
     each step, so the last step may end up to one step later. With `steps` too, whichever comes first."""
+    train_seconds: float | None = None
+    """Stop before a step that would take the training loop past this many seconds (a GPU target's "training loop
+    <= 90 s"), judged from the last step's time; whichever budget comes first."""
     warmup_steps: int = 0
     """First steps left out of the throughput medians (allocator, lazy set-up, an occupancy grid's warm-up)."""
     eval_images: int | None = None
@@ -89,6 +101,7 @@ class Entry:
     def budget(self) -> str:
         parts = [f"{self.steps} steps"] if self.steps is not None else []
         parts += [f"{self.wall_seconds:g} s"] if self.wall_seconds is not None else []
+        parts += [f"{self.train_seconds:g} s of training"] if self.train_seconds is not None else []
         return " or ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
@@ -141,6 +154,93 @@ NERFACTO_WARMUP = 10
 INSTANT_NGP_GRID_WARMUP = 256
 """instant-ngp updates its occupancy grid every step for this many steps (the model's grid_warmup_steps), then
 every 16: steps before it are not representative of training throughput."""
+
+KERNEL_OPERATIONS = ("occupancy-grid", "volume-rendering", "hash-encoding", "mlp")
+"""The operations of `--machine.kernels.*`: nerfacc provides the first two, tiny-cuda-nn the last two."""
+
+BACKEND_COMBINATIONS: dict[str, tuple[str, ...]] = {
+    "torch": (),
+    "nerfacc": ("occupancy-grid", "volume-rendering"),
+    "tcnn": ("hash-encoding", "mlp"),
+    "cuda": KERNEL_OPERATIONS,
+}
+"""Each combination the GPU suites compare, as the operations it runs on CUDA kernels (the rest on torch)."""
+
+NERFACTO_FLAGS = ("--pipeline.model.camera-optimizer.mode", "off")
+"""Blender poses are exact, so nerfacto's pose refinement only costs time on lego."""
+
+GPU_TARGET_TRAIN_SECONDS = 90.0
+"""Issue 15's target: instant-ngp with every CUDA kernel reaches >= 35.5 dB on lego's test views with a training loop
+of at most this long, on one H200-class GPU."""
+
+
+def kernel_flags(combination: str) -> tuple[str, ...]:
+    """Every backend flag spelled out, so `auto` can never pick a different backend on another machine."""
+    on_cuda = BACKEND_COMBINATIONS[combination]
+    return tuple(
+        item
+        for operation in KERNEL_OPERATIONS
+        for item in (f"--machine.kernels.{operation}", "cuda-kernels" if operation in on_cuda else "torch")
+    )
+
+
+def gpu_entry(
+    method: str,
+    combination: str,
+    *,
+    amp: bool = False,
+    gpus: int = 1,
+    suffix: str = "",
+    flags: tuple[str, ...] = (),
+    description: str = "",
+    **budget: Any,
+) -> Entry:
+    """An entry on lego at 800x800 on CUDA, named after what it varies: method, kernels, precision, GPUs."""
+    name = f"{method}-lego-ds1-{combination}{'-amp' if amp else ''}{f'-{gpus}gpu' if gpus > 1 else ''}{suffix}"
+    gpu_flags = ("--machine.device-type", "cuda", *kernel_flags(combination))
+    gpu_flags += ("--mixed-precision",) if amp else ("--no-mixed-precision",)  # a method's default may be either
+    gpu_flags += ("--machine.num-devices", str(gpus)) if gpus > 1 else ()
+    what = f"{combination} kernels, {'mixed' if amp else 'fp32'} precision, {gpus} GPU{'s' if gpus > 1 else ''}"
+    description = "; ".join(filter(None, (what, description)))
+    return Entry(name, method, downscale=1, flags=gpu_flags + flags, description=description, **budget)
+
+
+def gpu_target_entry(**budget: Any) -> Entry:
+    """Issue 15's target run: instant-ngp with every CUDA kernel, registered settings, 90 s of training."""
+    return gpu_entry(
+        "instant-ngp",
+        "cuda",
+        train_seconds=GPU_TARGET_TRAIN_SECONDS,
+        warmup_steps=INSTANT_NGP_GRID_WARMUP,
+        timeout_seconds=420,
+        description="registered settings, 90 s of training, all test images (target: >= 35.5 dB)",
+        **budget,
+    )
+
+
+def gpu_sweep(method: str, combinations: Iterable[str], **budget: Any) -> tuple[Entry, ...]:
+    """One entry per backend combination, each without and with mixed precision."""
+    return tuple(gpu_entry(method, name, amp=amp, **budget) for name in combinations for amp in (False, True))
+
+
+GPU_SHORT = {"train_seconds": 20.0, "eval_images": 2, "timeout_seconds": 180}
+"""The short entries of gpu-quick: 20 s of training, 2 test images, about 35 s each with start-up."""
+
+QUICK_GPU_GRID_WARMUP = 64
+"""instant-ngp's grid warm-up in gpu-quick's 20 s entries (256 by default), so that the slowest combination (all
+torch) still has timed steps after it."""
+
+
+def quick_gpu_ngp_entry(combination: str, **options: Any) -> Entry:
+    """A 20 s instant-ngp entry of gpu-quick, with the shorter grid warm-up."""
+    warmup = ("--pipeline.model.sampler.warmup-steps", str(QUICK_GPU_GRID_WARMUP))
+    return gpu_entry(
+        "instant-ngp", combination, flags=warmup, warmup_steps=QUICK_GPU_GRID_WARMUP, **options, **GPU_SHORT
+    )
+
+
+GPU_LONG = {"train_seconds": 120.0, "timeout_seconds": 900}
+"""The longer entries of the full gpu suite: 2 minutes of training."""
 
 SUITES: dict[str, Suite] = {
     suite.name: suite
@@ -289,6 +389,69 @@ SUITES: dict[str, Suite] = {
                 ),
             ),
         ),
+        Suite(
+            "gpu-quick",
+            "the GPU target (instant-ngp, every CUDA kernel, 90 s of training, lego at 800x800), then 20 s of each "
+            "other combination: about 5 minutes on one GPU once the kernels are built (benchmarks/gpu_check.sh)",
+            (
+                gpu_target_entry(),
+                *(quick_gpu_ngp_entry(name) for name in ("torch", "nerfacc", "tcnn")),
+                quick_gpu_ngp_entry("cuda", amp=True),
+                gpu_entry("nerfacto", "cuda", flags=NERFACTO_FLAGS, warmup_steps=NERFACTO_WARMUP, **GPU_SHORT),
+                gpu_entry("vanilla-nerf", "torch", warmup_steps=2, **{**GPU_SHORT, "eval_images": 0}),
+                quick_gpu_ngp_entry("cuda", gpus=2),
+            ),
+        ),
+        Suite(
+            "gpu",
+            "lego at 800x800 on CUDA: instant-ngp (90 s of training) and nerfacto (2 minutes) per backend "
+            "combination, fp32 and mixed precision; vanilla-nerf; 2 GPUs; about an hour",
+            (
+                *gpu_sweep(
+                    "instant-ngp",
+                    BACKEND_COMBINATIONS,
+                    train_seconds=GPU_TARGET_TRAIN_SECONDS,
+                    warmup_steps=INSTANT_NGP_GRID_WARMUP,
+                    timeout_seconds=600,
+                ),
+                gpu_entry(
+                    "instant-ngp",
+                    "cuda",
+                    suffix="-20k",
+                    flags=("--optimizers.fields.scheduler.max-steps", "20000"),
+                    steps=20000,
+                    wall_seconds=1200,
+                    warmup_steps=INSTANT_NGP_GRID_WARMUP,
+                    timeout_seconds=1500,
+                    description="20,000 steps with the schedule fitted to them: the PSNR "
+                    "the method reaches without a time limit",
+                ),
+                *(
+                    gpu_entry(
+                        "instant-ngp",
+                        "cuda",
+                        amp=amp,
+                        gpus=2,
+                        train_seconds=GPU_TARGET_TRAIN_SECONDS,
+                        warmup_steps=INSTANT_NGP_GRID_WARMUP,
+                        timeout_seconds=600,
+                    )
+                    for amp in (False, True)
+                ),
+                *gpu_sweep(
+                    "nerfacto", BACKEND_COMBINATIONS, flags=NERFACTO_FLAGS, warmup_steps=NERFACTO_WARMUP, **GPU_LONG
+                ),
+                gpu_entry("nerfacto", "cuda", gpus=2, flags=NERFACTO_FLAGS, warmup_steps=NERFACTO_WARMUP, **GPU_LONG),
+                *gpu_sweep("vanilla-nerf", ("torch",), warmup_steps=2, eval_images=2, **GPU_LONG),
+                gpu_entry("vanilla-nerf", "torch", gpus=2, warmup_steps=2, eval_images=2, **GPU_LONG),
+                *(
+                    gpu_entry(
+                        "vanilla-nerf-occupancy", name, warmup_steps=INSTANT_NGP_GRID_WARMUP, eval_images=2, **GPU_LONG
+                    )
+                    for name in ("torch", "nerfacc")
+                ),
+            ),
+        ),
     )
 }
 
@@ -297,17 +460,20 @@ SUITES: dict[str, Suite] = {
 # Child: one entry in this process
 
 
+@dataclass(frozen=True)
 class ProcessClock:
-    """Seconds since this process started, on the perf_counter clock."""
+    """Seconds since the entry's child process started. perf_counter is CLOCK_MONOTONIC on Linux, one clock for every
+    process, so the ranks a child spawns for a multi-GPU entry measure from the child's start too."""
 
-    def __init__(self) -> None:
+    start: float
+    source: str
+
+    @classmethod
+    def of_this_process(cls) -> ProcessClock:
         if _AGE_AT_IMPORT is not None:
-            self.start = _CLOCK_AT_IMPORT - _AGE_AT_IMPORT
-            self.source = "/proc/self/stat start time"
-        else:  # Not Linux: the import of this module, which misses the interpreter's own start-up.
-            self.start = _CLOCK_AT_IMPORT
-            self.source = "import of benchmarks/run.py"
-        self.age_at_import = _CLOCK_AT_IMPORT - self.start
+            return cls(_CLOCK_AT_IMPORT - _AGE_AT_IMPORT, "/proc/self/stat start time")
+        # Not Linux: the import of this module, which misses the interpreter's own start-up.
+        return cls(_CLOCK_AT_IMPORT, "import of benchmarks/run.py")
 
     def age(self) -> float:
         return time.perf_counter() - self.start
@@ -416,7 +582,9 @@ class StepRecord:
     loss: float
 
 
-def stop_reason(steps_done: int, age: float, entry: Entry, max_num_iterations: int) -> str | None:
+def stop_reason(
+    steps_done: int, age: float, entry: Entry, max_num_iterations: int, train_elapsed: float = 0.0
+) -> str | None:
     """Why training stops before the next step, or None to take it."""
     if entry.steps is not None and steps_done >= entry.steps:
         return "steps"
@@ -424,7 +592,20 @@ def stop_reason(steps_done: int, age: float, entry: Entry, max_num_iterations: i
         return "max_num_iterations"
     if entry.wall_seconds is not None and age >= entry.wall_seconds:
         return "wall_seconds"
+    if entry.train_seconds is not None and train_elapsed >= entry.train_seconds:
+        return "train_seconds"
     return None
+
+
+def agreed_stop(reason: str | None, trainer: Any) -> str | None:
+    """Rank 0's stop decision, on every rank: ranks that took different numbers of steps would wait for each other's
+    gradients forever, and only rank 0's clock counts."""
+    if trainer.world_size == 1:
+        return reason
+    from nerfkit.engine.distributed import any_rank
+
+    stop = any_rank(trainer.is_main and reason is not None, trainer.device)
+    return (reason or "rank 0's budget") if stop else None
 
 
 def _synchronizer(device: Any) -> Callable[[], None]:
@@ -436,17 +617,32 @@ def _synchronizer(device: Any) -> Callable[[], None]:
     return lambda: None
 
 
+def _scaled(count: float | None, factor: int) -> float | None:
+    return None if count is None else count * factor
+
+
 def train_until_budget(
     trainer: Any, entry: Entry, clock: ProcessClock, probe: StepProbe
 ) -> tuple[list[StepRecord], str, set[str]]:
-    """Times every `train_iteration` (callbacks included) from the first step until the budget runs out."""
+    """Times every `train_iteration` (callbacks included) from the first step until the budget runs out.
+
+    With several ranks every rank runs this; a step's rays and samples are this rank's times the world size, as every
+    rank draws a batch of the same size (a dynamic batch is resized from the mean over ranks)."""
     sync = _synchronizer(trainer.device)
     datamanager_config = getattr(getattr(trainer.pipeline, "datamanager", None), "config", None)
     records: list[StepRecord] = []
     sources: set[str] = set()
-    next_report = clock.age() + 15.0
+    loop_start = clock.age()
+    next_report = loop_start + 15.0
     step = trainer.start_step
-    while (reason := stop_reason(len(records), clock.age(), entry, trainer.config.max_num_iterations)) is None:
+    while True:
+        age = clock.age()
+        # The training budget is a limit ("training loop <= 90 s"): no step is started that would end past it, judged
+        # from the last step's time.
+        projected = age - loop_start + (records[-1].seconds if records else 0.0)
+        reason = stop_reason(len(records), age, entry, trainer.config.max_num_iterations, projected)
+        if (reason := agreed_stop(reason, trainer)) is not None:
+            return records, reason, sources
         step += 1
         configured = getattr(datamanager_config, "train_num_rays_per_batch", None)
         probe.reset()
@@ -457,11 +653,11 @@ def train_until_budget(
         trainer.step = step
         rays, source = probe.step_rays(configured)
         sources.add(source)
-        records.append(StepRecord(step, seconds, rays, probe.samples, loss))
-        if clock.age() >= next_report:
+        world = trainer.world_size
+        records.append(StepRecord(step, seconds, _scaled(rays, world), _scaled(probe.samples, world), loss))
+        if trainer.is_main and clock.age() >= next_report:
             next_report += 15.0
             print(f"[{entry.name}] step {step}, {clock.age():.0f} s, loss {loss:.4g}", file=sys.stderr, flush=True)
-    return records, reason, sources
 
 
 def _median(values: Iterable[float | None]) -> float | None:
@@ -475,14 +671,17 @@ def throughput(records: list[StepRecord], warmup_steps: int) -> dict[str, Any]:
     summary: dict[str, Any] = {"steps": len(records), "timed_steps": len(timed)}
     if not timed:
         note = f"{len(records)} steps, not more than the {warmup_steps} warm-up steps: no throughput median"
-        return summary | {"iters_per_sec": None, "train_rays_per_sec": None, "sec_per_iter": None, "notes": [note]}
+        empty = dict.fromkeys(("iters_per_sec", "train_rays_per_sec", "train_samples_per_sec", "sec_per_iter"))
+        return summary | empty | {"notes": [note]}
     seconds = [record.seconds for record in timed]
     rates = [record.rays / record.seconds for record in timed if record.rays is not None]
+    sample_rates = [record.samples / record.seconds for record in timed if record.samples is not None]
     rays = [record.rays for record in timed if record.rays is not None]
     median_seconds = statistics.median(seconds)
     summary |= {
         "iters_per_sec": 1.0 / median_seconds,
         "train_rays_per_sec": statistics.median(rates) if rates else None,
+        "train_samples_per_sec": statistics.median(sample_rates) if sample_rates else None,
         "sec_per_iter": median_seconds,
         "min_sec_per_iter": min(seconds),
         "max_sec_per_iter": max(seconds),
@@ -502,101 +701,239 @@ def evaluate_test_split(trainer: Any, limit: int | None) -> dict[str, Any]:
     return {"split": "test", **evaluate_dataset(trainer.pipeline.model, dataset, limit)}
 
 
-def run_entry(entry: Entry, clock: ProcessClock, result: dict[str, Any], save: Callable[[], None]) -> None:
-    """Builds the run as kit-train would, trains to the budget and evaluates, filling `result` as it goes.
+def cuda_facts(device: Any) -> dict[str, Any]:
+    """Which GPU a CUDA entry ran on (rank 0's), and torch's CUDA version; nothing on the CPU."""
+    import torch
 
-    `save` is called after set-up and after training, so an entry killed by its timeout or a crash still reports
-    how far it got (its `note` says where it stopped)."""
-    result["load_average_at_start"] = os.getloadavg()
+    if device.type != "cuda":
+        return {}
+    capability = torch.cuda.get_device_capability(device)
+    return {"gpu": torch.cuda.get_device_name(device), "gpu_capability": list(capability), "cuda": torch.version.cuda}
+
+
+def cuda_memory_peaks(device: Any, when: str = "") -> dict[str, float | None]:
+    """Peak GPU memory of this process so far: what tensors held (allocated) and what torch's caching allocator took
+    from the driver (reserved, closer to what nvidia-smi shows)."""
+    import torch
+
+    cuda = device.type == "cuda"
+    return {
+        f"peak_cuda_allocated{when}_mib": torch.cuda.max_memory_allocated(device) / MIB if cuda else None,
+        f"peak_cuda_reserved{when}_mib": torch.cuda.max_memory_reserved(device) / MIB if cuda else None,
+    }
+
+
+@dataclass(frozen=True)
+class ResultFile:
+    """The entry's result as JSON: the child writes what it knows before training, then rank 0 (the child itself, or
+    the process it spawned for the first GPU) fills in the rest, so the parent reads one file either way."""
+
+    path: Path
+    clock: ProcessClock
+
+    def load(self) -> dict[str, Any]:
+        return json.loads(self.path.read_text())
+
+    def write(self, result: dict[str, Any]) -> None:
+        self.path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+
+    def save(self, result: dict[str, Any]) -> None:
+        """Writes what is known so far, with the entry's age and the writing process's peak memory as of now."""
+        result.update(wall_seconds=self.clock.age(), peak_rss_mib=peak_rss_mib(), load_average_at_end=os.getloadavg())
+        self.write(result)
+
+
+@dataclass(frozen=True)
+class RankTask:
+    """What each process of an entry needs; picklable, for the ranks a multi-GPU entry spawns."""
+
+    entry: Entry
+    record: ResultFile
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {getattr(error, 'message', None) or error}".strip()
+
+
+def measure(task: RankTask, config: TrainerConfig, rank: Rank, result: dict[str, Any]) -> None:
+    """Rank 0's part: set-up as kit-train does it, the timed training loop, then the test split.
+
+    `result` is saved after set-up and after training, so an entry killed by its timeout or a crash still reports how
+    far it got (its `note` says where it stopped)."""
     import torch
     from rich.console import Console
 
-    from nerfkit.plugins.registry import discover_methods
-    from nerfkit.scripts.train import parse_args, setup_trainer
+    from nerfkit.scripts.train import setup_trainer
 
-    result["imports_finished_s"] = imports_done = clock.age()
+    entry, clock = task.entry, task.record.clock
+    trainer = setup_trainer(config, Console(quiet=True), rank)
+    _synchronizer(trainer.device)()
+    backends = getattr(trainer, "backends", None)
+    result |= {
+        "device": str(trainer.device),
+        **cuda_facts(trainer.device),
+        "world_size": trainer.world_size,
+        "mixed_precision": trainer.mixed_precision,
+        "torch_version": torch.__version__,
+        "torch_num_threads": torch.get_num_threads(),
+        "backends": backends.describe() if hasattr(backends, "describe") else None,
+        "setup_finished_s": (setup_done := clock.age()),
+        "setup_seconds": setup_done - result["imports_finished_s"],
+        "peak_rss_after_setup_mib": peak_rss_mib(),
+        "note": "stopped during training",
+    }
+    task.record.save(result)
+    cpu_start = time.process_time()
+    records, reason, sources = train_until_budget(trainer, entry, clock, StepProbe(trainer.pipeline))
+    result |= {
+        "train_finished_s": (train_done := clock.age()),
+        "train_seconds": train_done - setup_done,
+        "stop_reason": reason,
+        "warmup_steps": entry.warmup_steps,
+        **throughput(records, entry.warmup_steps),
+        "rays_source": sorted(sources),
+        "train_cores_used": (time.process_time() - cpu_start) / max(train_done - setup_done, 1e-9),
+        "final_loss": records[-1].loss if records else None,
+        "peak_rss_after_train_mib": peak_rss_mib(),
+        **cuda_memory_peaks(trainer.device, "_after_train"),
+        "step_seconds": [record.seconds for record in records],
+        "step_rays": [record.rays for record in records],
+        "step_samples": [record.samples for record in records],
+        "note": "stopped during evaluation of the test split",
+    }
+    task.record.save(result)
+    result["test"] = evaluate_test_split(trainer, entry.eval_images) if entry.eval_images != 0 else None
+    result["eval_finished_s"] = clock.age() if result["test"] is not None else None
+    result["eval_seconds"] = clock.age() - train_done
+    result |= {**cuda_memory_peaks(trainer.device), "status": "ok", "note": None}
+
+
+def run_rank(task: RankTask, rank: Rank, config: TrainerConfig) -> int:
+    """What each process of the entry runs, as kit-train's worker: rank 0 measures and writes the result, other ranks
+    only train alongside it. Module-level, so the ranks a multi-GPU entry spawns can unpickle it."""
+    from rich.console import Console
+
+    from nerfkit.scripts.train import setup_trainer
+
+    if not rank.is_main:
+        trainer = setup_trainer(config, Console(quiet=True), rank)
+        train_until_budget(trainer, task.entry, task.record.clock, StepProbe(trainer.pipeline))
+        return 0
+    result = task.record.load()
+    try:
+        measure(task, config, rank, result)
+    except Exception as error:
+        traceback.print_exc()
+        result |= {"error": _describe(error), "note": f"{result['note']}: {_describe(error)}"}
+        raise
+    finally:
+        task.record.save(result)
+    return 0
+
+
+def launch_entry(entry: Entry, record: ResultFile, result: dict[str, Any]) -> None:
+    """Builds the config with kit-train's parser and launches it with kit-train's launcher: in this process, or in
+    one process per device for `--machine.num-devices` > 1."""
+    result["load_average_at_start"] = os.getloadavg()
+    from rich.console import Console
+
+    from nerfkit.plugins.registry import discover_methods
+    from nerfkit.scripts.train import launch_training, parse_args
+
+    result["imports_finished_s"] = record.clock.age()
     with tempfile.TemporaryDirectory(prefix="nerfkit-benchmark-") as tmp:
         result["kit_train_argv"] = argv = kit_train_argv(entry, Path(tmp) / "outputs")
         # The parent has already reported any plug-in that fails to load; the child stays quiet about it.
         registry = discover_methods(Console(stderr=True, quiet=True))
-        trainer = setup_trainer(parse_args(argv, registry), Console(quiet=True))
-        backends = getattr(trainer, "backends", None)
-        result |= {
-            "device": str(trainer.device),
-            "torch_version": torch.__version__,
-            "torch_num_threads": torch.get_num_threads(),
-            "backends": backends.describe() if hasattr(backends, "describe") else None,
-            "setup_finished_s": (setup_done := clock.age()),
-            "setup_seconds": setup_done - imports_done,
-            "peak_rss_after_setup_mib": peak_rss_mib(),
-            "note": "stopped during training",
-        }
-        save()
-        cpu_start = time.process_time()
-        records, reason, sources = train_until_budget(trainer, entry, clock, StepProbe(trainer.pipeline))
-        result |= {
-            "train_finished_s": (train_done := clock.age()),
-            "train_seconds": train_done - setup_done,
-            "stop_reason": reason,
-            "warmup_steps": entry.warmup_steps,
-            **throughput(records, entry.warmup_steps),
-            "rays_source": sorted(sources),
-            "train_cores_used": (time.process_time() - cpu_start) / max(train_done - setup_done, 1e-9),
-            "final_loss": records[-1].loss if records else None,
-            "peak_rss_after_train_mib": peak_rss_mib(),
-            "step_seconds": [record.seconds for record in records],
-            "step_rays": [record.rays for record in records],
-            "step_samples": [record.samples for record in records],
-            "note": "stopped during evaluation of the test split",
-        }
-        save()
-        result["test"] = evaluate_test_split(trainer, entry.eval_images) if entry.eval_images != 0 else None
-        result["eval_finished_s"] = clock.age() if result["test"] is not None else None
-        result["eval_seconds"] = clock.age() - train_done
-    cuda = trainer.device.type == "cuda"
-    result["peak_cuda_allocated_mib"] = torch.cuda.max_memory_allocated(trainer.device) / MIB if cuda else None
-    result |= {"status": "ok", "note": None}
+        config = parse_args(argv, registry)
+        record.save(result)
+        exit_code = launch_training(config, worker=functools.partial(run_rank, RankTask(entry, record)))
+    if exit_code != 0:
+        raise RuntimeError(f"the entry's processes exited with {exit_code}")
 
 
 def child_main(entry_json: str, result_path: Path) -> int:
-    """Runs one entry and writes its result, an error included, as JSON: the parent never has to parse a crash."""
-    clock = ProcessClock()
-    entry = Entry.from_json(json.loads(entry_json))
+    """Runs one entry and leaves its result, an error included, as JSON: the parent never has to parse a crash."""
+    clock = ProcessClock.of_this_process()
+    record = ResultFile(result_path, clock)
     result: dict[str, Any] = {
         "status": "error",
         "note": "stopped during set-up",
-        "process_start": {"source": clock.source, "seconds_before_harness_import": clock.age_at_import},
+        "process_start": {"source": clock.source, "seconds_before_harness_import": _CLOCK_AT_IMPORT - clock.start},
     }
-
-    def save() -> None:
-        """Writes what is known so far, with this process's age and peak memory as of now."""
-        result.update(wall_seconds=clock.age(), peak_rss_mib=peak_rss_mib(), load_average_at_end=os.getloadavg())
-        result_path.write_text(json.dumps(result, indent=2, default=str) + "\n")
-
+    record.save(result)
+    failure: str | None = None
     try:
-        run_entry(entry, clock, result, save)
+        launch_entry(Entry.from_json(json.loads(entry_json)), record, result)
     except SystemExit as error:  # tyro rejects bad flags by printing and exiting
-        result["note"] = f"kit-train rejected the command line (exit {error.code}; see above)"
+        failure = f"kit-train rejected the command line (exit {error.code}; see above)"
     except Exception as error:  # noqa: BLE001 - any failure is reported in the suite's table and JSON
-        traceback.print_exc()
-        message = getattr(error, "message", None) or str(error)
-        result["note"] = f"{result['note']}: {type(error).__name__}: {message}".strip()
-    save()
-    return 0 if result["status"] == "ok" else 1
+        failure = _describe(error)
+        if "error" not in record.load():  # rank 0 has already printed and recorded its own error
+            traceback.print_exception(error)
+    final = record.load()
+    if failure is not None and "error" not in final:  # a failure outside rank 0's measuring: parsing, another rank
+        record.write(final | {"error": failure, "note": f"{final['note']}: {failure}"})
+    return 0 if failure is None and final["status"] == "ok" else 1
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Parent: suites, skipping, machine facts, table and JSON
 
 
-def skip_reason(entry: Entry, methods: Iterable[str], failures: dict[str, str]) -> str | None:
-    """Why an entry cannot run here (method not registered or broken), or None."""
+@dataclass(frozen=True)
+class Capabilities:
+    """What this machine offers the GPU entries."""
+
+    cuda_devices: int
+    """CUDA devices torch sees."""
+    package_problems: dict[str, str]
+    """Why each optional CUDA package cannot run its kernels here; usable packages are left out."""
+
+
+def local_capabilities() -> Capabilities:
+    import torch
+
+    from nerfkit.kernels.backends import OPERATIONS, package_status
+
+    devices = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    statuses = [package_status(name) for name in sorted(set(OPERATIONS.values()))]
+    return Capabilities(devices, {status.name: status.reason for status in statuses if not status.usable})
+
+
+def entry_needs(entry: Entry) -> tuple[int, list[str]]:
+    """CUDA devices and optional packages an entry's flags ask for: `--machine.device-type cuda` (or any operation
+    forced onto CUDA kernels) needs `--machine.num-devices` GPUs, and each forced operation its package."""
+    from nerfkit.kernels.backends import OPERATIONS
+    from nerfkit.utils.cli import flag_value
+
+    flags = list(entry.flags)
+    forced = {
+        package
+        for operation, package in OPERATIONS.items()
+        if flag_value(flags, f"--machine.kernels.{operation.replace('_', '-')}") == "cuda-kernels"
+    }
+    on_cuda = flag_value(flags, "--machine.device-type") == "cuda" or bool(forced)
+    return (int(flag_value(flags, "--machine.num-devices") or 1) if on_cuda else 0), sorted(forced)
+
+
+def skip_reason(
+    entry: Entry, methods: Iterable[str], failures: dict[str, str], capabilities: Capabilities
+) -> str | None:
+    """Why an entry cannot run here (method not registered or broken, too few GPUs, a CUDA package that cannot
+    run), or None."""
     if entry.method in failures:
         return f"method {entry.method!r} is registered but does not load: {failures[entry.method]}"
     methods = sorted(methods)
     if entry.method not in methods:
         return f"method {entry.method!r} is not registered (registered: {', '.join(methods) or 'none'})"
-    return None
+    gpus, packages = entry_needs(entry)
+    problems = []
+    if gpus > capabilities.cuda_devices:
+        problems.append(f"needs {gpus} CUDA device{'s' if gpus > 1 else ''}, torch sees {capabilities.cuda_devices}")
+    unusable = capabilities.package_problems
+    problems += [f"needs {name}: {unusable[name]}" for name in packages if name in unusable]
+    return "; ".join(problems) or None
 
 
 def registered_methods() -> tuple[list[str], dict[str, str]]:
@@ -626,7 +963,9 @@ def _git(*args: str) -> str | None:
     return result.stdout.strip()
 
 
-def machine_info() -> dict[str, Any]:
+def machine_info(capabilities: Capabilities) -> dict[str, Any]:
+    import torch
+
     status = _git("status", "--porcelain", "--untracked-files=no")
     return {
         "cpu_model": cpu_model(),
@@ -635,6 +974,8 @@ def machine_info() -> dict[str, Any]:
         "memory_gib": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3,
         "platform": platform.platform(),
         "python_version": platform.python_version(),
+        "cuda_devices": [torch.cuda.get_device_name(index) for index in range(capabilities.cuda_devices)],
+        "cuda_package_problems": capabilities.package_problems,
         "git_commit": _git("rev-parse", "HEAD"),
         "git_dirty": bool(status) if status is not None else None,
         "env": {k: v for k, v in sorted(os.environ.items()) if k.startswith(("OMP_", "MKL_", "MALLOC_", "NERFKIT_"))},
@@ -669,10 +1010,10 @@ def print_table(report: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=max(160, Console().width))
+    console = Console(width=max(190, Console().width))
     table = Table(title=f"suite {report['suite']}: median over timed steps after warm-up")
-    columns = ("entry", "method", "ds", "steps", "it/s", "rays/s", "samples/step", "wall s", "peak RSS MiB")
-    for column in (*columns, "PSNR", "SSIM", "render rays/s", "status"):
+    columns = ("entry", "method", "ds", "steps", "it/s", "rays/s", "samples/step", "samples/s", "wall s")
+    for column in (*columns, "peak RSS MiB", "peak GPU MiB", "PSNR", "SSIM", "render rays/s", "status"):
         left = column in ("entry", "method", "status")
         table.add_column(column, justify="left" if left else "right", no_wrap=column == "entry")
     for result in report["entries"]:
@@ -686,8 +1027,10 @@ def print_table(report: dict[str, Any]) -> None:
             _format(result.get("iters_per_sec"), ",.3g"),
             _format(result.get("train_rays_per_sec"), ",.0f"),
             _format(result.get("samples_per_step"), ",.0f"),
+            _format(result.get("train_samples_per_sec"), ",.0f"),
             _format(result.get("wall_seconds"), ".1f"),
             _format(result.get("peak_rss_mib") if result["status"] == "ok" else None, ",.0f"),
+            _format(result.get("peak_cuda_allocated_mib"), ",.0f"),
             _format(test.get("psnr"), ".2f"),
             _format(test.get("ssim"), ".4f"),
             _format(test.get("render_rays_per_sec"), ",.0f"),
@@ -701,7 +1044,9 @@ def print_table(report: dict[str, Any]) -> None:
             console.print(f"  {result['entry']['name']}: {note}", highlight=False, soft_wrap=True)
     machine = report["machine"]
     ran = [result for result in report["entries"] if result["status"] == "ok"]
-    versions = sorted({f"torch {r['torch_version']}, {r['torch_num_threads']} threads, {r['device']}" for r in ran})
+    versions = sorted(
+        {f"torch {r['torch_version']}, {r['torch_num_threads']} threads, {r.get('gpu') or r['device']}" for r in ran}
+    )
     backends = sorted({r["backends"] for r in ran if r.get("backends")})
     console.print(
         f"machine: {machine['cpu_model']}, {machine['cpus_available']} cores available | "
@@ -726,18 +1071,19 @@ def run_suite(suite: Suite, entries: list[Entry], output: Path) -> dict[str, Any
     """Runs the entries one after another; the JSON is rewritten after each, so a long suite's partial results
     survive an interruption."""
     methods, failures = registered_methods()
+    capabilities = local_capabilities()
     report: dict[str, Any] = {
         "suite": suite.name,
         "description": suite.description,
         "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine_info(),
+        "machine": machine_info(capabilities),
         "entries": [],
         "total_seconds": 0.0,
     }
     start = time.perf_counter()
     output.parent.mkdir(parents=True, exist_ok=True)
     for entry in entries:
-        reason = skip_reason(entry, methods, failures)
+        reason = skip_reason(entry, methods, failures, capabilities)
         if reason is None and entry.data is not None and not entry.data.is_dir():
             result = {"status": "error", "note": f"data folder {entry.data} not found (use --data)"}
         elif reason is not None:
@@ -757,13 +1103,14 @@ def print_suites() -> None:
     from rich.table import Table
 
     methods, failures = registered_methods()
+    capabilities = local_capabilities()
     reasons: list[str] = []
     table = Table(title="benchmark suites")
     for column in ("suite", "entry", "method", "ds", "budget", "warm-up", "eval images", "runs here?"):
         table.add_column(column)
     for suite in SUITES.values():
         for entry in suite.entries:
-            reason = skip_reason(entry, methods, failures)
+            reason = skip_reason(entry, methods, failures, capabilities)
             if reason is not None and reason not in reasons:
                 reasons.append(reason)
             runs = "yes" if reason is None else f"skipped [{reasons.index(reason) + 1}]"
@@ -772,7 +1119,7 @@ def print_suites() -> None:
                 suite.name, entry.name, entry.method, str(entry.downscale), entry.budget(), str(entry.warmup_steps),
                 eval_images, runs,
             )  # fmt: skip
-    console = Console(width=max(140, Console().width))
+    console = Console(width=max(170, Console().width))
     console.print(table)
     for number, reason in enumerate(reasons, start=1):
         console.print(f"[{number}] {reason}", highlight=False, markup=False, soft_wrap=True)
@@ -785,6 +1132,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--only", action="append", default=[], metavar="ENTRY", help="run only these entries")
     parser.add_argument("--data", type=Path, default=None, help="dataset folder for every entry (default: lego)")
     parser.add_argument("--output", type=Path, default=None, help="JSON file (default: benchmarks/out/SUITE.json)")
+    parser.add_argument(
+        "--show", type=Path, metavar="JSON", help="print the table of a suite's JSON (also a partial one)"
+    )
     parser.add_argument("--child", metavar="ENTRY_JSON", help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     return parser
@@ -796,6 +1146,9 @@ def main(argv: list[str]) -> int:
         return child_main(args.child, args.result)
     if args.list:
         print_suites()
+        return 0
+    if args.show is not None:
+        print_table(json.loads(args.show.read_text()))
         return 0
     if args.suite is None:
         build_parser().error("--suite is required (or --list)")

@@ -1,4 +1,6 @@
-"""benchmarks/run.py: the smoke suite end to end in a subprocess, and the harness's pure parts on fakes."""
+"""benchmarks/run.py: the smoke suite end to end in a subprocess, a two-process entry on the CPU, the GPU suites'
+entries (kit-train parses them; a machine without CUDA skips them with the reason), and the harness's pure parts on
+fakes; benchmarks/gpu_check.sh is valid bash."""
 
 from __future__ import annotations
 
@@ -8,13 +10,19 @@ import math
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
 import pytest
 import torch
 
-RUN_PY = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
+from nerfkit.plugins.registry import get_registry
+from nerfkit.scripts.train import parse_args
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+RUN_PY = BENCHMARKS / "run.py"
+GPU_SUITES = ("gpu-quick", "gpu")
 
 
 @pytest.fixture(scope="module")
@@ -63,17 +71,103 @@ def test_smoke_suite_end_to_end(lego_dir: Path, lego_cache_dir: Path, tmp_path: 
     assert test["render_rays_per_sec"] > 0 and test["notes"] == []
 
 
+def test_two_process_entry_trains_in_step_and_counts_every_ranks_rays(
+    harness: ModuleType, lego_dir: Path, lego_cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--machine.num-devices 2 on the CPU: kit-train's launcher spawns two gloo ranks, rank 0 measures, and both stop
+    at rank 0's time budget (a rank that took another step would wait for the other's gradients forever)."""
+    monkeypatch.setenv("NERFKIT_CACHE_DIR", str(lego_cache_dir))
+    flags = (*harness.SMOKE_MODEL, "--machine.num-devices", "2")
+    entry = harness.Entry(
+        "ddp", "vanilla-nerf", lego_dir, 8, flags, train_seconds=2.0, eval_images=1, timeout_seconds=180
+    )
+    result = harness.run_child(entry)
+    assert result["status"] == "ok", result.get("note")
+    assert result["world_size"] == 2 and result["stop_reason"] == "train_seconds"
+    assert result["rays_per_step"] == {"min": 512, "median": 512, "max": 512}  # 256 rays on each rank
+    assert result["test"]["num_images"] == 1 and result["peak_cuda_allocated_mib"] is None
+
+
 def test_skips_unregistered_and_broken_methods(harness: ModuleType) -> None:
+    here = harness.Capabilities(cuda_devices=0, package_problems={})
     entry = harness.Entry("e", "vanilla-nerf", steps=1)
-    assert harness.skip_reason(entry, ["vanilla-nerf"], {}) is None
-    missing = harness.skip_reason(harness.Entry("e", "no-such-method", steps=1), ["vanilla-nerf"], {})
+    assert harness.skip_reason(entry, ["vanilla-nerf"], {}, here) is None
+    missing = harness.skip_reason(harness.Entry("e", "no-such-method", steps=1), ["vanilla-nerf"], {}, here)
     assert "'no-such-method' is not registered" in missing and "vanilla-nerf" in missing
-    broken = harness.skip_reason(harness.Entry("e", "ngp", steps=1), ["vanilla-nerf"], {"ngp": "ImportError: x"})
+    broken = harness.skip_reason(harness.Entry("e", "ngp", steps=1), ["vanilla-nerf"], {"ngp": "ImportError: x"}, here)
     assert "does not load: ImportError: x" in broken
     for suite in harness.SUITES.values():
         for candidate in suite.entries:
-            assert candidate.steps is not None or candidate.wall_seconds is not None, candidate.name
+            budgets = (candidate.steps, candidate.wall_seconds, candidate.train_seconds)
+            assert any(budget is not None for budget in budgets), candidate.name
             assert harness.Entry.from_json(json.loads(json.dumps(candidate.to_json()))) == candidate
+            if suite.name not in GPU_SUITES:
+                assert harness.entry_needs(candidate) == (0, []), candidate.name
+
+
+def gpu_entries(harness: ModuleType) -> list:
+    return [entry for name in GPU_SUITES for entry in harness.SUITES[name].entries]
+
+
+def test_gpu_entries_are_what_kit_train_parses_from_their_flags(harness: ModuleType, tmp_path: Path) -> None:
+    """Each entry's name says what it varies; kit-train's own parser must read the same from its flags."""
+    registry = get_registry()
+    for entry in gpu_entries(harness):
+        combination = entry.name.removeprefix(f"{entry.method}-lego-ds1-").split("-")[0]
+        config = parse_args(harness.kit_train_argv(entry, tmp_path), registry)
+        on_cuda = harness.BACKEND_COMBINATIONS[combination]
+        for operation in harness.KERNEL_OPERATIONS:
+            backend = getattr(config.machine.kernels, operation.replace("-", "_"))
+            assert backend == ("cuda-kernels" if operation in on_cuda else "torch"), (entry.name, operation)
+        assert config.machine.device_type == "cuda" and config.pipeline.datamanager.dataparser.downscale_factor == 1
+        assert config.mixed_precision == ("-amp" in entry.name), entry.name
+        assert config.machine.num_devices == (2 if entry.name.endswith("-2gpu") else 1), entry.name
+    for suite in GPU_SUITES:
+        names = [entry.name for entry in harness.SUITES[suite].entries]
+        assert len(names) == len(set(names)), suite
+    (target, *_) = harness.SUITES["gpu-quick"].entries
+    assert target.name == "instant-ngp-lego-ds1-cuda" and target.train_seconds == 90 and target.eval_images is None
+    full = {entry.name for entry in harness.SUITES["gpu"].entries}
+    for combination in harness.BACKEND_COMBINATIONS:
+        assert {f"instant-ngp-lego-ds1-{combination}", f"instant-ngp-lego-ds1-{combination}-amp"} <= full
+
+
+def test_gpu_entries_say_what_this_machine_lacks(harness: ModuleType) -> None:
+    methods = list(get_registry().methods)
+
+    def reasons(capabilities: object) -> dict[str, str | None]:
+        return {entry.name: harness.skip_reason(entry, methods, {}, capabilities) for entry in gpu_entries(harness)}
+
+    no_cuda = harness.Capabilities(0, {"nerfacc": "not installed", "tinycudann": "not installed"})
+    assert all("CUDA device" in reason for reason in reasons(no_cuda).values())
+    one_gpu = reasons(harness.Capabilities(1, {"tinycudann": "import failed: OSError: x"}))
+    assert one_gpu["instant-ngp-lego-ds1-torch"] is None and one_gpu["instant-ngp-lego-ds1-nerfacc"] is None
+    assert one_gpu["instant-ngp-lego-ds1-tcnn"] == "needs tinycudann: import failed: OSError: x"
+    assert one_gpu["vanilla-nerf-lego-ds1-torch-2gpu"] == "needs 2 CUDA devices, torch sees 1"
+    assert not any(reasons(harness.Capabilities(2, {})).values())
+
+
+def test_gpu_suites_without_cuda_list_and_run_as_skipped(harness: ModuleType, tmp_path: Path) -> None:
+    if harness.local_capabilities().cuda_devices:
+        pytest.skip("this machine has CUDA: the GPU suites would run")
+    listing = subprocess.run([sys.executable, str(RUN_PY), "--list"], capture_output=True, text=True, timeout=120)
+    assert listing.returncode == 0, listing.stderr
+    rows = [line for line in listing.stdout.splitlines() if line.startswith(("│ gpu ", "│ gpu-quick "))]
+    assert len(rows) == len(gpu_entries(harness)) and all("skipped [" in row for row in rows)
+    assert "needs 1 CUDA device, torch sees 0" in listing.stdout
+    for suite in GPU_SUITES:
+        output = tmp_path / f"{suite}.json"
+        command = [sys.executable, str(RUN_PY), "--suite", suite, "--output", str(output)]
+        completed = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert completed.returncode == 0, completed.stdout + completed.stderr
+        entries = json.loads(output.read_text())["entries"]
+        assert len(entries) == len(harness.SUITES[suite].entries)
+        assert all(result["status"] == "skipped" and "CUDA device" in result["note"] for result in entries)
+
+
+def test_gpu_check_script_is_valid_bash() -> None:
+    completed = subprocess.run(["bash", "-n", str(BENCHMARKS / "gpu_check.sh")], capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr
 
 
 def test_stops_at_the_first_budget_reached(harness: ModuleType) -> None:
@@ -82,6 +176,9 @@ def test_stops_at_the_first_budget_reached(harness: ModuleType) -> None:
     assert harness.stop_reason(10, 1.0, both, 1000) == "steps"
     assert harness.stop_reason(3, 60.0, both, 1000) == "wall_seconds"
     assert harness.stop_reason(5, 1.0, harness.Entry("e", "m", wall_seconds=60.0), 5) == "max_num_iterations"
+    training = harness.Entry("e", "m", train_seconds=90.0)
+    assert harness.stop_reason(7, 200.0, training, 1000, train_elapsed=89.0) is None
+    assert harness.stop_reason(7, 200.0, training, 1000, train_elapsed=90.0) == "train_seconds"
 
 
 def test_probe_counts_the_rays_each_step_really_had(harness: ModuleType) -> None:
@@ -116,5 +213,7 @@ def test_throughput_is_the_median_after_warmup(harness: ModuleType) -> None:
     summary = harness.throughput(records, warmup_steps=1)
     assert summary["timed_steps"] == 3 and summary["sec_per_iter"] == 2.0
     assert summary["iters_per_sec"] == 0.5 and summary["train_rays_per_sec"] == 50.0
-    assert summary["samples_per_step"] is None
+    assert summary["samples_per_step"] is None and summary["train_samples_per_sec"] is None
     assert harness.throughput(records, warmup_steps=4)["iters_per_sec"] is None
+    sampled = [replace(record, samples=record.rays * 8) for record in records]
+    assert harness.throughput(sampled, warmup_steps=1)["train_samples_per_sec"] == 400.0
