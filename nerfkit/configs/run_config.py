@@ -50,7 +50,7 @@ def load_run_config(path: Path, registry: Registry | None = None, console: Conso
             hint=f"it reads schema versions up to {SCHEMA_VERSION}; upgrade nerfkit to load newer runs",
         )
     method_name = data["method_name"]
-    if method_name not in registry.methods:
+    if not isinstance(method_name, str) or method_name not in registry.methods:
         raise NerfkitError(
             f"{path} was written by method {method_name!r}, which is not registered here",
             hint="install the plug-in that provides it (kit-train --help lists the methods found)",
