@@ -63,7 +63,7 @@ def find_checkpoint(load_dir: Path, load_step: int | None = None, named_by: str 
 
 
 def state_bytes(value: object) -> int:
-    """Bytes of the tensors in a (nested) state dict: about the size of its checkpoint file."""
+    """Bytes of the tensors in a (nested) state dict."""
     if isinstance(value, torch.Tensor):
         return value.numel() * value.element_size()
     if isinstance(value, dict):
@@ -73,10 +73,18 @@ def state_bytes(value: object) -> int:
     return 0
 
 
+def expected_size(state: dict[str, Any], model_dir: Path) -> int:
+    """Bytes the checkpoint of `state` will take: the newest checkpoint's size (a run's checkpoints hardly differ),
+    or its tensors' bytes, which leave out the archive's own few percent."""
+    checkpoints = list_checkpoints(model_dir)
+    newest = checkpoints[max(checkpoints)].stat().st_size if checkpoints else 0
+    return max(newest, state_bytes(state))
+
+
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     """Writes to a temporary file and renames it, so a crash mid-write never leaves a truncated checkpoint; a write
     that fails (a full disk) removes its temporary file and says how much space the checkpoint needs."""
-    with written_atomically(path, state_bytes(state)) as temporary, open(temporary, "wb") as file:
+    with written_atomically(path, expected_size(state, path.parent)) as temporary, open(temporary, "wb") as file:
         torch.save(state, file)
         file.flush()
         os.fsync(file.fileno())

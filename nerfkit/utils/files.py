@@ -62,13 +62,13 @@ def write_error(path: Path, error: OSError, needed_bytes: int | None = None) -> 
     """One message for a write that failed: which file, why, and for lack of space, how much it needs and is free."""
     reason = error.strerror or str(error)
     if error.errno in OUT_OF_SPACE:
-        needed = "" if needed_bytes is None else f"it needs about {format_bytes(needed_bytes)}, and "
         free = free_space(path.parent)
-        free_text = "" if free is None else f"; {needed}{format_bytes(free)} is free there"
+        sizes = [f"it needs about {format_bytes(needed_bytes)}"] if needed_bytes is not None else []
+        sizes += [f"{format_bytes(free)} free there"] if free is not None else []
+        details = f" ({'; '.join(sizes)})" if sizes else ""
         return NerfkitError(
-            f"cannot write {path}: {reason}{free_text}",
-            hint="free some space on that disk (files already written are intact), or write elsewhere with "
-            "--output-dir",
+            f"cannot write {path}: {reason}{details}",
+            hint="free some space on that disk; files written before are intact",
         )
     if error.errno == errno.EFBIG:
         limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
