@@ -4,7 +4,7 @@
     python benchmarks/kill_soak.py --kills 50 --method vanilla-nerf --seed 1
 
 Each round starts kit-train on one run folder (a new run while the folder holds no config.yml, then --resume) and
-kills it: one round in four at a random moment of its start-up (imports, data, model, loading the checkpoint, writing
+kills it: rounds 4, 8, ... at a random moment of its start-up (imports, data, model, loading the checkpoint, writing
 config.yml), the others at a random moment of the first --window seconds after its first new checkpoint (steps,
 metrics rows and checkpoint saves interleave there, as a checkpoint is saved every step). After each kill the latest
 checkpoint must load and hold the step of its name, and the next round must resume from exactly that step. A last
@@ -73,8 +73,8 @@ RUN_FLAGS = (
 )  # fmt: skip
 """A checkpoint and a metrics row every step, and nothing else written."""
 
-STARTUP_FRACTION = 0.25
-"""Share of the rounds killed during start-up instead of during training."""
+STARTUP_EVERY = 4
+"""Every this many rounds, one is killed during start-up instead of during training."""
 
 
 @dataclass
@@ -151,7 +151,7 @@ def play_round(index: int, args: argparse.Namespace, run_dir: Path, rng: random.
     """Starts kit-train, kills it at a random moment, and checks what it left."""
     started_as, command = kit_train_command(args, run_dir)
     expected, _ = latest_checkpoint(run_dir)
-    aimed_at = "start-up" if rng.random() < STARTUP_FRACTION else "training"
+    aimed_at = "start-up" if index % STARTUP_EVERY == 0 else "training"
     log_path = run_dir.parent / f"round-{index:02d}.log"
     with log_path.open("wb") as log:
         start = time.monotonic()

@@ -51,8 +51,10 @@ TIMESTAMP_PLACEHOLDER = "{timestamp}"
 RUN_CONFIG = "config.yml"
 METRICS = "metrics.csv"
 RUN_TEMPORARIES = (f".{RUN_CONFIG}*.tmp", f".{METRICS}*.tmp", f".{DATAPARSER_TRANSFORMS}*.tmp")
-"""Temporary files of the run folder's own files, left behind by a killed process."""
+"""Temporary files of the run folder's own files that a killed process may leave (not kit-eval's, which may be
+writing beside a running trainer)."""
 CHECKPOINT_TEMPORARIES = (".step-*.ckpt*.tmp",)
+"""Temporary checkpoint files that a killed process may leave in the checkpoint folder."""
 
 
 @dataclass
