@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from nerfkit.errors import NerfkitError
+from nerfkit.utils.files import write_error
 
 LOCK_NAME = ".lock"
 
@@ -29,7 +30,10 @@ class RunFolderLock:
         """Locks `run_dir` or, when another process holds it, raises a NerfkitError naming that process's pid."""
         path = run_dir / LOCK_NAME
         while True:
-            descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError as error:
+                raise write_error(path, error) from error
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
