@@ -189,6 +189,12 @@ def garbage_checkpoint(workspace: Workspace) -> list[str]:
     return lego_args(workspace.lego(), "--load-dir", str(models))
 
 
+def run_at_the_same_timestamp(workspace: Workspace) -> list[str]:
+    """A new run whose --timestamp names the folder of an earlier run of the same experiment and method."""
+    shutil.copytree(workspace.trained_run(), workspace.root / "outputs" / "lego" / "vanilla-nerf" / "2026-01-01_000000")
+    return lego_args(workspace.lego(), "--timestamp", "2026-01-01_000000")
+
+
 def load_config(write: Callable[[Workspace, Path], object]) -> Arrange:
     """--load-config of a file that `write` puts in the workspace."""
 
@@ -296,6 +302,11 @@ CASES = [
         id="resume-truncated-checkpoint",
     ),
     pytest.param(garbage_checkpoint, ["step-000000999.ckpt", "--load-step 2"], id="load-dir-garbage-checkpoint"),
+    pytest.param(
+        run_at_the_same_timestamp,
+        ["2026-01-01_000000 already holds a run", "kit-train --resume"],
+        id="new-run-over-an-earlier-one",
+    ),
     # config files
     pytest.param(
         lambda ws: ["--resume", str(empty_folder(ws, "not_a_run"))],

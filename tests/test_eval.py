@@ -261,8 +261,11 @@ def output_under_a_file(run: Path) -> list[str]:
 
 FAILURES = {
     "missing-run": (missing_run, r"run config \S*missing/config\.yml not found"),
-    "no-checkpoints": (empty_checkpoint_folder, r"nerfkit_models holds no checkpoints"),
-    "no-checkpoint-folder": (remove_checkpoint_folder, r"nerfkit_models is not a folder"),
+    "no-checkpoints": (empty_checkpoint_folder, r"nerfkit_models holds no checkpoints.*hint: .*kit-train --resume"),
+    "no-checkpoint-folder": (
+        remove_checkpoint_folder,
+        r"nerfkit_models holds no checkpoints: the run stopped before its first save.*hint: .*kit-train --resume",
+    ),
     "corrupt-checkpoint": (
         truncate_latest_checkpoint,
         r"step-000000030\.ckpt is truncated or corrupt.*--load-step 15",

@@ -20,6 +20,7 @@ import yaml
 from nerfkit.configs.config_types import config_type_name, lookup_config_type, registered_config_types
 from nerfkit.errors import NerfkitError
 from nerfkit.plugins.components import load_component_plugins
+from nerfkit.utils.files import write_bytes_atomically
 
 SCHEMA_VERSION = 1
 """Bumped when a change to the config tree needs more than the ignore-unknown-fields rule to load old files."""
@@ -213,6 +214,5 @@ def read_yaml(path: Path) -> Any:
 
 def write_yaml(data: dict[str, Any], path: Path, header: str = "") -> None:
     """Writes atomically, so an interrupted write never leaves a truncated file behind."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(header + yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=120))
-    temporary.replace(path)
+    text = header + yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=120)
+    write_bytes_atomically(path, text.encode())

@@ -16,6 +16,7 @@ import torch
 
 from nerfkit import __version__
 from nerfkit.errors import NerfkitError
+from nerfkit.utils.files import written_atomically
 
 _NAME = re.compile(r"^step-(\d{9})\.ckpt$")
 
@@ -61,15 +62,32 @@ def find_checkpoint(load_dir: Path, load_step: int | None = None, named_by: str 
     return checkpoints[load_step]
 
 
+def state_bytes(value: object) -> int:
+    """Bytes of the tensors in a (nested) state dict."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        return sum(state_bytes(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(state_bytes(item) for item in value)
+    return 0
+
+
+def expected_size(state: dict[str, Any], model_dir: Path) -> int:
+    """Bytes the checkpoint of `state` will take: the newest checkpoint's size (a run's checkpoints hardly differ),
+    or its tensors' bytes, which leave out the archive's own few percent."""
+    checkpoints = list_checkpoints(model_dir)
+    newest = checkpoints[max(checkpoints)].stat().st_size if checkpoints else 0
+    return max(newest, state_bytes(state))
+
+
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    """Writes to a temporary file and renames it, so a crash mid-write never leaves a truncated checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "wb") as file:
+    """Writes to a temporary file and renames it, so a crash mid-write never leaves a truncated checkpoint; a write
+    that fails (a full disk) removes its temporary file and says how much space the checkpoint needs."""
+    with written_atomically(path, expected_size(state, path.parent)) as temporary, open(temporary, "wb") as file:
         torch.save(state, file)
         file.flush()
         os.fsync(file.fileno())
-    temporary.replace(path)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

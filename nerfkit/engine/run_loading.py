@@ -15,7 +15,7 @@ import torch
 from rich.console import Console
 
 from nerfkit.configs.run_config import load_run_config
-from nerfkit.engine.checkpoints import find_checkpoint, load_checkpoint, load_pipeline_state
+from nerfkit.engine.checkpoints import find_checkpoint, list_checkpoints, load_checkpoint, load_pipeline_state
 from nerfkit.engine.trainer import TrainerConfig, resolve_device
 from nerfkit.errors import NerfkitError
 from nerfkit.kernels.backends import prepare_backends
@@ -73,7 +73,13 @@ def load_run(
     if eval_num_rays_per_chunk is not None:
         model = dataclasses.replace(config.pipeline.model, eval_num_rays_per_chunk=eval_num_rays_per_chunk)
         config = dataclasses.replace(config, pipeline=dataclasses.replace(config.pipeline, model=model))
-    checkpoint = find_checkpoint(run_dir / config.relative_model_dir, load_step, named_by="the run's checkpoint folder")
+    model_dir = run_dir / config.relative_model_dir
+    if not list_checkpoints(model_dir):
+        raise NerfkitError(
+            f"the run's checkpoint folder {model_dir} holds no checkpoints: the run stopped before its first save",
+            hint=f"train it further with kit-train --resume {run_dir}",
+        )
+    checkpoint = find_checkpoint(model_dir, load_step, named_by="the run's checkpoint folder")
     state = load_checkpoint(checkpoint)
     device = resolve_device(device_type, 0)
     backends = prepare_backends(config.machine.kernels, device, console or Console())

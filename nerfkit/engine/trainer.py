@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 import torch
 import tyro
 from rich.console import Console
+from rich.progress import Progress
 from torch import Tensor
 
 from nerfkit import __version__
@@ -26,6 +27,7 @@ from nerfkit.engine.callbacks import TrainingCallbackAttributes, TrainingCallbac
 from nerfkit.engine.checkpoints import (
     checkpoint_path,
     find_checkpoint,
+    list_checkpoints,
     load_checkpoint,
     load_pipeline_state,
     prune_checkpoints,
@@ -35,6 +37,7 @@ from nerfkit.engine.distributed import any_rank, data_parallel, gather_objects, 
 from nerfkit.engine.evaluation import evaluate_dataset, evaluation_report, load_split
 from nerfkit.engine.interrupts import StopRequest, stop_on_signals
 from nerfkit.engine.optimizers import Optimizers, ParamGroupConfig
+from nerfkit.engine.run_folder import RunFolderLock, remove_stale_temporaries
 from nerfkit.errors import NerfkitError
 from nerfkit.kernels.backends import prepare_backends
 from nerfkit.pipelines.base_pipeline import VanillaPipelineConfig
@@ -42,9 +45,16 @@ from nerfkit.utils.files import write_json
 from nerfkit.utils.progress import training_progress
 from nerfkit.utils.rng import get_rng_state, seed_everything, set_rng_state
 from nerfkit.utils.timing import synchronize
-from nerfkit.utils.writers import CsvWriter, TensorboardWriter, WandbWriter, Writer, Writers
+from nerfkit.utils.writers import CsvWriter, TensorboardWriter, WandbWriter, Writer, Writers, keep_rows_through
 
 TIMESTAMP_PLACEHOLDER = "{timestamp}"
+RUN_CONFIG = "config.yml"
+METRICS = "metrics.csv"
+RUN_TEMPORARIES = (f".{RUN_CONFIG}*.tmp", f".{METRICS}*.tmp", f".{DATAPARSER_TRANSFORMS}*.tmp")
+"""Temporary files of the run folder's own files that a killed process may leave (not kit-eval's, which may be
+writing beside a running trainer)."""
+CHECKPOINT_TEMPORARIES = (".step-*.ckpt*.tmp",)
+"""Temporary checkpoint files that a killed process may leave in the checkpoint folder."""
 
 
 @dataclass
@@ -205,11 +215,28 @@ class Trainer:
         self.step = 0
         self.last_saved_step: int | None = None
         self.writers: Writer = Writers([])
+        self.stop = StopRequest()
+        self.run_lock: RunFolderLock | None = None
 
     def setup(self) -> None:
-        """Builds everything and loads the checkpoint before writing anything, so bad input leaves no files."""
+        """Builds everything and loads the checkpoint before writing anything, so bad input leaves no files.
+
+        The run folder is locked before anything is read from it when it exists (a resume), else before the first
+        write; a failed start releases it."""
+        self.config.pipeline.model.check_parts("pipeline.model")
+        if self.is_main and self.run_dir.is_dir():
+            self.claim_run_folder()
+        try:
+            self.build()
+            if self.is_main:
+                self.write_run_files()
+        except BaseException:
+            self.release_run_folder()
+            raise
+
+    def build(self) -> None:
+        """Pipeline, optimizers, grad scaler and callbacks, with the checkpoint to continue from loaded."""
         config = self.config
-        config.pipeline.model.check_parts("pipeline.model")
         self.backends = prepare_backends(config.machine.kernels, self.device, self.console)
         self.console.print(f"kernels: {self.backends.describe()}")
         self.pipeline = config.pipeline.setup(
@@ -226,21 +253,54 @@ class Trainer:
         self.callbacks = self.pipeline.get_training_callbacks(
             TrainingCallbackAttributes(optimizers=self.optimizers, pipeline=self.pipeline)
         )
-        if config.load_dir is not None:
+        if config.resume is not None and not list_checkpoints(config.load_dir):
+            self.console.print(f"no checkpoint in {config.load_dir} yet: training the run from step 0", soft_wrap=True)
+        elif config.load_dir is not None:
             self.load_checkpoint(find_checkpoint(config.load_dir, config.load_step))
         self.train_module: torch.nn.Module = self.pipeline
         if self.world_size > 1:
             self.train_module = data_parallel(self.pipeline, self.device, self.optimizers.parameters)
-        if self.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            save_run_config(config, self.run_dir / "config.yml")
-            write_json(self.run_dir / DATAPARSER_TRANSFORMS, dataparser_outputs.transforms_record())
-            self.writers = self._build_writers()
-            self.console.print(f"run folder: {self.run_dir}", soft_wrap=True)
+
+    def write_run_files(self) -> None:
+        """config.yml, the dataparser's transform, and metrics.csv without the rows of steps about to be trained
+        again (they were logged after the checkpoint this run continues from)."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.run_lock is None:
+            self.claim_run_folder()
+        save_run_config(self.config, self.run_dir / RUN_CONFIG)
+        transforms = self.pipeline.datamanager.train_dataparser_outputs.transforms_record()
+        write_json(self.run_dir / DATAPARSER_TRANSFORMS, transforms)
+        keep_rows_through(self.run_dir / METRICS, self.start_step)
+        self.writers = self._build_writers()
+        self.console.print(f"run folder: {self.run_dir}", soft_wrap=True)
+
+    def continues_in_place(self) -> bool:
+        """Whether this run continues the one in its folder: --resume, or --load-dir of the folder's checkpoints."""
+        load_dir = self.config.load_dir
+        return load_dir is not None and load_dir.resolve() == self.model_dir.resolve()
+
+    def claim_run_folder(self) -> None:
+        """Locks the run folder for this process, refuses one that holds another run (a reused --timestamp), and
+        removes the temporary files a killed process left there."""
+        self.run_lock = RunFolderLock.acquire(self.run_dir)
+        if (self.run_dir / RUN_CONFIG).exists() and not self.continues_in_place():
+            self.release_run_folder()
+            raise NerfkitError(
+                f"run folder {self.run_dir} already holds a run (its {RUN_CONFIG})",
+                hint=f"continue it with kit-train --resume {self.run_dir}, or start a new run with another "
+                "--timestamp or --run-dir",
+            )
+        remove_stale_temporaries(self.run_dir, RUN_TEMPORARIES)
+        remove_stale_temporaries(self.model_dir, CHECKPOINT_TEMPORARIES)
+
+    def release_run_folder(self) -> None:
+        if self.run_lock is not None:
+            self.run_lock.release()
+            self.run_lock = None
 
     def _build_writers(self) -> Writers:
         config = self.config
-        writers: list[Writer] = [CsvWriter(self.run_dir / "metrics.csv")]
+        writers: list[Writer] = [CsvWriter(self.run_dir / METRICS)]
         if "tensorboard" in config.vis:
             writers.append(TensorboardWriter(self.run_dir))
         if "wandb" in config.vis:
@@ -259,55 +319,72 @@ class Trainer:
         return Writers(writers)
 
     def train(self) -> StopRequest:
-        """Trains from the loaded step to `max_num_iterations`; returns the signal that stopped it early, if any."""
+        """Trains from the loaded step to `max_num_iterations`; returns the signals that stopped it early, if any.
+        The run folder is released at the end, however training ends."""
+        self.step = self.start_step
+        try:
+            if self.start_step >= self.config.max_num_iterations:
+                self.console.print(
+                    f"already at step {self.start_step} of {self.config.max_num_iterations}: nothing to train"
+                )
+            else:
+                self.train_and_save()
+                if self.config.eval_when_finished and not self.stop_requested() and self.is_main:
+                    self.evaluate_when_finished()
+            self.writers.close()
+        finally:
+            self.release_run_folder()
+        return self.stop
+
+    def train_and_save(self) -> None:
+        """The loop, then the last step's checkpoint, with the signal handlers installed throughout, so no signal
+        interrupts the final save (engine/interrupts.py); a second Ctrl-C during a step leaves without saving."""
+        with stop_on_signals(self.stop), training_progress(self.console) as progress:
+            try:
+                self.train_loop(progress)
+            except KeyboardInterrupt:
+                self.stop.abandoned = True
+            if not self.stop.abandoned and self.last_saved_step != self.step:
+                self.save_checkpoint(self.step)
+
+    def train_loop(self, progress: Progress) -> None:
         config = self.config
         first_step = self.start_step + 1
         step_times: deque[float] = deque(maxlen=config.logging.max_buffer_size)
         step_rays: deque[int] = deque(maxlen=config.logging.max_buffer_size)
-        self.step = self.start_step
-        if first_step > config.max_num_iterations:
-            self.console.print(f"already at step {self.start_step} of {config.max_num_iterations}: nothing to train")
-            self.writers.close()
-            return StopRequest()
-        with stop_on_signals() as stop, training_progress(self.console) as progress:
-            task = progress.add_task(
-                "train", total=config.max_num_iterations, completed=self.start_step, loss="-", rays_per_sec="-"
-            )
-            for step in range(first_step, config.max_num_iterations + 1):
-                step_rays.append(self.pipeline.train_num_rays() or config.pipeline.datamanager.train_num_rays_per_batch)
-                start = time.perf_counter()
+        task = progress.add_task(
+            "train", total=config.max_num_iterations, completed=self.start_step, loss="-", rays_per_sec="-"
+        )
+        for step in range(first_step, config.max_num_iterations + 1):
+            step_rays.append(self.pipeline.train_num_rays() or config.pipeline.datamanager.train_num_rays_per_batch)
+            start = time.perf_counter()
+            with self.stop.computing():
                 loss, loss_dict, metrics_dict = self.train_iteration(step)
                 synchronize(self.device)
-                step_times.append(time.perf_counter() - start)
-                self.step = step
-                rays_per_sec = sum(step_rays) * self.world_size / sum(step_times)  # every rank's rays
-                progress.update(task, completed=step, loss=f"{loss:.4g}", rays_per_sec=f"{rays_per_sec:,.0f}")
-                if _every(step, config.logging.steps_per_log) or step == first_step:
-                    train_scalars = {
-                        "train/loss": loss,
-                        **{f"train/{name}": float(value.detach()) for name, value in loss_dict.items()},
-                        **{f"train/{name}": float(value.detach()) for name, value in metrics_dict.items()},
-                    }
-                    self.writers.write_scalars(
-                        {
-                            **self.mean_over_ranks(train_scalars),
-                            **{f"learning_rate/{name}": lr for name, lr in self.optimizers.learning_rates().items()},
-                            "timing/train_rays_per_sec": rays_per_sec,
-                            "timing/step_seconds": step_times[-1],
-                        },
-                        step,
-                    )
-                self.eval_iteration(step)
-                if _every(step, config.steps_per_save):
-                    self.save_checkpoint(step)
-                if self.stop_requested(stop):
-                    break
-        if self.last_saved_step != self.step:
-            self.save_checkpoint(self.step)
-        if config.eval_when_finished and not self.stop_requested(stop) and self.is_main:
-            self.evaluate_when_finished()
-        self.writers.close()
-        return stop
+            step_times.append(time.perf_counter() - start)
+            self.step = step
+            rays_per_sec = sum(step_rays) * self.world_size / sum(step_times)  # every rank's rays
+            progress.update(task, completed=step, loss=f"{loss:.4g}", rays_per_sec=f"{rays_per_sec:,.0f}")
+            if _every(step, config.logging.steps_per_log) or step == first_step:
+                train_scalars = {
+                    "train/loss": loss,
+                    **{f"train/{name}": float(value.detach()) for name, value in loss_dict.items()},
+                    **{f"train/{name}": float(value.detach()) for name, value in metrics_dict.items()},
+                }
+                self.writers.write_scalars(
+                    {
+                        **self.mean_over_ranks(train_scalars),
+                        **{f"learning_rate/{name}": lr for name, lr in self.optimizers.learning_rates().items()},
+                        "timing/train_rays_per_sec": rays_per_sec,
+                        "timing/step_seconds": step_times[-1],
+                    },
+                    step,
+                )
+            self.eval_iteration(step)
+            if _every(step, config.steps_per_save):
+                self.save_checkpoint(step)
+            if self.stop_requested():
+                break
 
     def evaluate_when_finished(self) -> Path:
         """Scores the final model (the last checkpoint's weights) on a whole split and writes run/eval_SPLIT.json."""
@@ -354,15 +431,18 @@ class Trainer:
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             if _every(step, config.steps_per_eval_batch):
-                _, loss_dict, metrics_dict = self.pipeline.get_eval_loss_dict(step)
+                with self.stop.computing():
+                    _, loss_dict, metrics_dict = self.pipeline.get_eval_loss_dict(step)
                 scalars = {**loss_dict, **metrics_dict}
                 self.writers.write_scalars({f"eval/{name}": float(value) for name, value in scalars.items()}, step)
             if _every(step, config.steps_per_eval_image):
-                metrics, images = self.pipeline.get_eval_image_metrics_and_images(step)
+                with self.stop.computing():
+                    metrics, images = self.pipeline.get_eval_image_metrics_and_images(step)
                 self.writers.write_scalars({f"eval/image/{name}": value for name, value in metrics.items()}, step)
                 self.writers.write_images({f"eval/{name}": image for name, image in images.items()}, step)
             if _every(step, config.steps_per_eval_all_images):
-                metrics = self.pipeline.get_average_eval_image_metrics(step)
+                with self.stop.computing():
+                    metrics = self.pipeline.get_average_eval_image_metrics(step)
                 self.writers.write_scalars({f"eval/all_images/{name}": value for name, value in metrics.items()}, step)
                 summary = ", ".join(f"{name} {value:.4g}" for name, value in metrics.items())
                 self.console.print(f"step {step}: all eval images: {summary}")
@@ -373,11 +453,11 @@ class Trainer:
             return scalars
         return dict(zip(scalars, mean_over_ranks(list(scalars.values()), self.device), strict=True))
 
-    def stop_requested(self, stop: StopRequest) -> bool:
+    def stop_requested(self) -> bool:
         """Whether any rank got a stop signal: all ranks must leave the loop at the same step."""
         if self.world_size == 1:
-            return stop.requested
-        return any_rank(stop.requested, self.device)
+            return self.stop.requested
+        return any_rank(self.stop.requested, self.device)
 
     def checkpoint_state(self, step: int) -> dict[str, Any]:
         """The unwrapped pipeline's weights (single-process keys, so a checkpoint loads whatever the world size) and

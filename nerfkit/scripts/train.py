@@ -23,6 +23,7 @@ from nerfkit.configs.nerfstudio_aliases import translate as translate_nerfstudio
 from nerfkit.configs.run_config import load_run_config
 from nerfkit.configs.serialization import apply_data, read_yaml, to_data
 from nerfkit.engine.distributed import SINGLE_PROCESS, Rank, Worker, launch, torchrun_rank
+from nerfkit.engine.interrupts import StopRequest
 from nerfkit.engine.trainer import (
     TIMESTAMP_PLACEHOLDER,
     Trainer,
@@ -243,16 +244,33 @@ def train(config: TrainerConfig, console: Console | None = None, rank: Rank = SI
     trainer = setup_trainer(config, console, rank)
     console.rule(f"{trainer.config.method_name} config")
     console.print(yaml.safe_dump(to_data(trainer.config), sort_keys=False), highlight=False, markup=False)
-    stop = trainer.train()
+    try:
+        stop = trainer.train()
+    except NerfkitError as error:
+        hint = "; ".join(part for part in (error.hint, resume_hint(trainer)) if part)
+        raise NerfkitError(error.message, hint=hint) from error
     if stop.requested:
-        console.print(
-            f"stopped at step {trainer.step}; checkpoint saved in {trainer.model_dir}\n"
-            f"continue with: kit-train --resume {trainer.run_dir}",
-            soft_wrap=True,
-        )
+        console.print(stop_report(trainer, stop), soft_wrap=True)
         return 128 + stop.signal_number
     console.print(f"finished at step {trainer.step}; run folder: {trainer.run_dir}", soft_wrap=True)
     return 0
+
+
+def resume_hint(trainer: Trainer) -> str:
+    """How to continue, and from which checkpoint."""
+    saved = trainer.last_saved_step
+    since = "step 0 (no checkpoint was saved)" if saved is None else f"its checkpoint of step {saved}"
+    return f"continue from {since} with: kit-train --resume {trainer.run_dir}"
+
+
+def stop_report(trainer: Trainer, stop: StopRequest) -> str:
+    """What a signal did to the run: where it stopped, what was saved, and how to continue."""
+    if stop.abandoned:
+        stopped = f"interrupted again after step {trainer.step}: the step in progress is not saved"
+    else:
+        stopped = f"stopped at step {trainer.step}; checkpoint saved in {trainer.model_dir}"
+    held = f" (then {stop.held_names()}: held until the files were written)" if stop.held else ""
+    return f"{stopped}{held}\n{resume_hint(trainer)}"
 
 
 def train_rank(rank: Rank, config: TrainerConfig) -> int:

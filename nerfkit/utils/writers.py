@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import netrc
 import os
 from pathlib import Path
@@ -11,6 +12,8 @@ from typing import Any
 from jaxtyping import Float
 from rich.console import Console
 from torch import Tensor
+
+from nerfkit.utils.files import write_bytes_atomically, write_error
 
 
 class Writer:
@@ -26,19 +29,56 @@ class Writer:
         """Flushes and releases the destination."""
 
 
+CSV_HEADER = "step,name,value\r\n"
+"""csv's own line ending (RFC 4180), as every row has."""
+
+
+def _row_step(line: str) -> int | None:
+    """The step of a complete `step,name,value` row; None for the header and for a line cut short."""
+    step, _, rest = line.partition(",")
+    return int(step) if line.endswith("\n") and step.isdigit() and rest.count(",") >= 1 else None
+
+
+def keep_rows_through(path: Path, last_step: int) -> None:
+    """Drops the rows logged after `last_step` (a resumed run logs those steps again) and any row cut short, by
+    rewriting the file atomically; a file that needs no change is left as it is."""
+    if not path.exists():
+        return
+    lines = path.read_bytes().decode().splitlines(keepends=True)
+    rows = [line for line in lines[1:] if (step := _row_step(line)) is not None and step <= last_step]
+    if lines[:1] == [CSV_HEADER] and len(rows) == len(lines) - 1:
+        return
+    write_bytes_atomically(path, (CSV_HEADER + "".join(rows)).encode())
+
+
 class CsvWriter(Writer):
-    """`metrics.csv` in long form (step, name, value): plain, appendable on resume, and new names need no header."""
+    """`metrics.csv` in long form (step, name, value): plain, appendable on resume, and new names need no header.
+
+    Each batch of rows is one unbuffered write, cut back to the previous end if it fails, so a full disk leaves no
+    partial row and nothing left to flush at exit.
+    """
 
     def __init__(self, path: Path) -> None:
-        is_new = not path.exists()
-        self.file = open(path, "a", newline="")  # noqa: SIM115 - kept open for the whole run
-        self.writer = csv.writer(self.file)
-        if is_new:
-            self.writer.writerow(["step", "name", "value"])
+        self.path = path
+        self.file = open(path, "ab", buffering=0)  # noqa: SIM115 - kept open for the whole run
+        if self.file.tell() == 0:
+            self._append(CSV_HEADER)
 
     def write_scalars(self, scalars: dict[str, float], step: int) -> None:
-        self.writer.writerows([step, name, repr(float(value))] for name, value in scalars.items())
-        self.file.flush()
+        text = io.StringIO()
+        csv.writer(text).writerows([step, name, repr(float(value))] for name, value in scalars.items())
+        self._append(text.getvalue())
+
+    def _append(self, text: str) -> None:
+        data = text.encode()
+        end = self.file.tell()
+        unwritten = memoryview(data)
+        try:
+            while unwritten:
+                unwritten = unwritten[self.file.write(unwritten) :]
+        except OSError as error:
+            self.file.truncate(end)
+            raise write_error(self.path, error, len(data)) from error
 
     def close(self) -> None:
         self.file.close()
