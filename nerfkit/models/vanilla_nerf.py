@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from nerfkit.cameras.rays import RayBundle, RaySamples
 from nerfkit.configs.base_config import Target
+from nerfkit.configs.ranges import Count, ranged
 from nerfkit.errors import NerfkitError
 from nerfkit.field_components.encoding_configs import EncodingChoice, FrequencyEncodingConfig, check_encodings
 from nerfkit.fields.vanilla_nerf_field import NeRFField
@@ -45,13 +46,13 @@ class NeRFFieldModelConfig(ModelConfig):
     """Encoding of sample positions (NeRF: 10 octaves of sines and cosines)."""
     direction_encoding: EncodingChoice = field(default_factory=lambda: FrequencyEncodingConfig(num_frequencies=4))
     """Encoding of view directions (NeRF: 4 octaves)."""
-    base_mlp_num_layers: int = 8
+    base_mlp_num_layers: Count = 8
     """Layers of each field's MLP from position to density and features."""
-    base_mlp_layer_width: int = 256
+    base_mlp_layer_width: Count = 256
     """Width of the base MLP's layers."""
-    head_mlp_layer_width: int = 128
+    head_mlp_layer_width: Count = 128
     """Width of the hidden layer from features and view direction to colour."""
-    skip_connections: tuple[int, ...] = (4,)
+    skip_connections: ranged(tuple[int, ...], min=0) = (4,)
     """Base MLP layers whose input gets the encoded position again."""
     background_color: BackgroundChoice = field(default_factory=WhiteBackgroundConfig)
     """What each ray sees behind the scene."""

@@ -18,6 +18,7 @@ import tyro
 import yaml
 from rich.console import Console
 
+from nerfkit.configs.ranges import check_ranges
 from nerfkit.configs.run_config import load_run_config
 from nerfkit.configs.serialization import apply_data, read_yaml, to_data
 from nerfkit.engine.distributed import SINGLE_PROCESS, Rank, Worker, launch, torchrun_rank
@@ -98,6 +99,7 @@ def _with_experiment_file(
         )
     base = base if base is not None else copy.deepcopy(registry.get(method).config)
     config, _ = apply_data(base, data, source=str(path), strict=True)
+    check_ranges(config, source=str(path))
     config.method_name = method
     return config
 
@@ -193,7 +195,9 @@ def parse_args(argv: list[str], registry: Registry) -> TrainerConfig:
         argv = normalise_arguments(argv, defaults[method])
     descriptions = {name: spec.description for name, spec in registry.methods.items()}
     subcommands = tyro.extras.subcommand_type_from_defaults(defaults, descriptions)
-    return tyro.cli(subcommands, args=argv, prog="kit-train", config=(tyro.conf.CascadeSubcommandArgs,))
+    config = tyro.cli(subcommands, args=argv, prog="kit-train", config=(tyro.conf.CascadeSubcommandArgs,))
+    check_ranges(config)
+    return config
 
 
 def config_as_yaml(config: TrainerConfig) -> str:
