@@ -34,6 +34,7 @@ from nerfkit.errors import NerfkitError
 from nerfkit.plugins.registry import Registry, get_registry
 from nerfkit.utils.cli import debug_requested, flag_value, run_cli
 from nerfkit.utils.cpu_memory import keep_freed_memory
+from nerfkit.utils.files import check_writable_folder
 from nerfkit.utils.rng import seed_everything
 
 
@@ -248,15 +249,23 @@ def train_rank(rank: Rank, config: TrainerConfig) -> int:
     return train(config, rank=rank)
 
 
+def run_folder_flag(config: TrainerConfig) -> tuple[str, Path]:
+    """The flag, with its value, that decides where the run is written, for errors about that folder."""
+    candidates = (("--resume", config.resume), ("--run-dir", config.run_dir), ("--output-dir", config.output_dir))
+    return next((flag, value) for flag, value in candidates if value is not None)
+
+
 def launch_training(config: TrainerConfig, debug: bool = False, worker: Worker = train_rank) -> int:
     """Runs worker(rank, config) in this process, or in one process per device (--machine.num-devices), or as a
     torchrun rank.
 
     The run folder is fixed here, before any process starts, so that every rank agrees on it (its timestamp), and
-    the chosen parts are checked here, so a bad choice is one error rather than one per rank."""
+    the chosen parts and the run folder are checked here, so a bad choice is one error rather than one per rank."""
     config.pipeline.model.check_parts("pipeline.model")
     quiet = (torchrun_rank() or SINGLE_PROCESS).rank != 0
+    flag, value = run_folder_flag(config)
     config = prepare_run_config(with_builtin_scene_if_no_data(config, Console(quiet=quiet)))
+    check_writable_folder(config.run_dir, flag, value)
     device = resolve_device(config.machine.device_type, 0)
     return launch(worker, config.machine, device, config, checkpoint_dir=config.get_checkpoint_dir(), debug=debug)
 

@@ -30,6 +30,23 @@ def atomic_output(path: Path) -> Iterator[IO[bytes]]:
         staging.unlink(missing_ok=True)
 
 
+def check_writable_folder(folder: Path, flag: str, value: Path) -> None:
+    """The folder, or the nearest one on its way that exists (the rest is created), must be a folder this user can
+    write in; checked before the work whose output it receives."""
+    absolute = folder.absolute()
+    try:
+        existing = next(path for path in (absolute, *absolute.parents) if path.exists())
+    except PermissionError:
+        raise NerfkitError(
+            f"{flag} {value}: a folder on the way to {absolute} denies access",
+            hint="choose a folder you can write to",
+        ) from None
+    if not existing.is_dir():
+        raise NerfkitError(f"{flag} {value}: {existing} is not a folder", hint="choose a path inside a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise NerfkitError(f"{flag} {value}: {existing} is not writable", hint="choose a folder you can write to")
+
+
 def write_json(path: Path, data: dict[str, Any]) -> None:
     with atomic_output(path) as file:
         file.write((json.dumps(data, indent=2) + "\n").encode())
