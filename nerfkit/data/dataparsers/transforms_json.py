@@ -11,6 +11,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from PIL import Image
+
 from nerfkit.errors import NerfkitError
 
 
@@ -98,6 +101,46 @@ def frame_image_path(data: Path, frame: Any, index: int, transforms_path: Path) 
     if not path.suffix:
         path = path.with_suffix(".png")
     return existing_image(path, index, transforms_path)
+
+
+NPY_MAGIC = b"\x93NUMPY"
+"""The first bytes of every .npy file."""
+DEPTH_HINT = "Restore the depth map, or remove depth_file_path from the frame (nerfkit does not train on depth)."
+
+
+def _depth_map_problem(path: Path) -> str | None:
+    """Why a depth map (a .npy array or an image) cannot be read, from its header and size; None when it can."""
+    try:
+        if path.suffix != ".npy":
+            with Image.open(path) as image:
+                image.verify()
+            return None
+        with path.open("rb") as file:
+            if file.read(len(NPY_MAGIC)) != NPY_MAGIC:
+                return "it is not a NumPy .npy file"
+        depth = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, SyntaxError) as error:
+        return str(error).rstrip(".")
+    if depth.ndim not in (2, 3) or (depth.ndim == 3 and depth.shape[2] != 1) or depth.dtype.kind not in "uif":
+        return f"it holds a {depth.dtype} array of shape {depth.shape}, not a height x width map"
+    return None
+
+
+def check_depth_file(data: Path, frame: dict[str, Any], index: int, transforms_path: Path) -> None:
+    """A frame's `depth_file_path`, when it has one, must name a readable depth map: nerfkit trains on none, but a
+    missing or damaged one means a damaged dataset, which is refused rather than silently used."""
+    name = frame.get("depth_file_path")
+    if name is None:
+        return
+    where = f"frames[{index}].depth_file_path in {transforms_path}"
+    if not isinstance(name, str):
+        raise NerfkitError(f"{where} is {name!r}, not a file path.", DEPTH_HINT)
+    path = data / name
+    if not path.is_file():
+        raise NerfkitError(f"Depth map {path}, named by {where}, not found.", DEPTH_HINT)
+    problem = _depth_map_problem(path)
+    if problem is not None:
+        raise NerfkitError(f"Depth map {path}, named by {where}, cannot be read: {problem}.", DEPTH_HINT)
 
 
 def frame_pose(frame: dict[str, Any], index: int, transforms_path: Path) -> list[list[float]]:
