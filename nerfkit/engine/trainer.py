@@ -57,28 +57,16 @@ class TrainerConfig(InstantiateConfig):
     """Registered name of the method (set by the registry)."""
     data: Path | None = None
     """Folder of the dataset (shorthand for --pipeline.datamanager.data)."""
+    max_num_iterations: Count = 1_000_000
+    """Total number of training steps; a resumed run stops here too."""
     output_dir: Path = Path("outputs")
     """Runs are written to output-dir/experiment-name/method-name/timestamp."""
     experiment_name: str | None = None
     """Name of the experiment folder (None: the dataset folder's name)."""
-    timestamp: str = TIMESTAMP_PLACEHOLDER
-    """Name of the run folder ({timestamp}: the start time)."""
-    run_dir: Path | None = None
-    """Write the run here instead of output-dir/experiment-name/method-name/timestamp."""
-    relative_model_dir: str = "nerfkit_models"
-    """Folder inside the run that holds the checkpoints."""
     vis: Literal["tensorboard", "wandb", "tensorboard+wandb", "none"] = "tensorboard"
     """Where to log besides the console and metrics.csv."""
-    machine: MachineConfig = field(default_factory=MachineConfig)
-    """Device and seed."""
-    logging: LoggingConfig = field(default_factory=LoggingConfig)
-    """Logging frequency and wandb settings."""
-    pipeline: VanillaPipelineConfig = field(default_factory=VanillaPipelineConfig)
-    """Data and model."""
-    optimizers: dict[str, ParamGroupConfig] = field(default_factory=lambda: {"fields": ParamGroupConfig()})
-    """Optimizer and learning-rate schedule per parameter group."""
-    max_num_iterations: Count = 1_000_000
-    """Total number of training steps; a resumed run stops here too."""
+    mixed_precision: bool = False
+    """Train in mixed precision (CUDA only; ignored on the CPU)."""
     steps_per_save: NonNegativeInt = 1000
     """Save a checkpoint every this many steps (0: only at the end); always at the end and on interruption."""
     keep_last_checkpoints: NonNegativeInt = 3
@@ -95,20 +83,32 @@ class TrainerConfig(InstantiateConfig):
     """When training ends, score every image of --eval-split-when-finished and write run/eval_SPLIT.json."""
     eval_split_when_finished: Split = "test"
     """Split that --eval-when-finished scores."""
-    mixed_precision: bool = False
-    """Train in mixed precision (CUDA only; ignored on the CPU)."""
+    config: Path | None = None
+    """Experiment YAML applied on the method's defaults (or --load-config's); other flags still override it."""
+    load_config: Path | None = None
+    """Take the defaults from this config.yml; other flags still override them."""
+    resume: Path | None = None
+    """Continue the run in this folder from its latest checkpoint, with its saved config."""
     load_dir: Path | None = None
     """Load model, optimizer and random state from this folder of checkpoints, and continue from its step."""
     load_step: ranged(int | None, min=0) = None
     """Step of the checkpoint in --load-dir to load (None: the latest)."""
-    load_config: Path | None = None
-    """Take the defaults from this config.yml; other flags still override them."""
-    config: Path | None = None
-    """Experiment YAML applied on the method's defaults (or --load-config's); other flags still override it."""
     print_config: bool = False
     """Print the resolved config as YAML (a valid --config file) and exit."""
-    resume: Path | None = None
-    """Continue the run in this folder from its latest checkpoint, with its saved config."""
+    timestamp: str = TIMESTAMP_PLACEHOLDER
+    """Name of the run folder ({timestamp}: the start time)."""
+    run_dir: Path | None = None
+    """Write the run here instead of output-dir/experiment-name/method-name/timestamp."""
+    relative_model_dir: str = "nerfkit_models"
+    """Folder inside the run that holds the checkpoints."""
+    pipeline: VanillaPipelineConfig = field(default_factory=VanillaPipelineConfig)
+    """Data and model."""
+    machine: MachineConfig = field(default_factory=MachineConfig)
+    """Device and seed."""
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    """Logging frequency and wandb settings."""
+    optimizers: dict[str, ParamGroupConfig] = field(default_factory=lambda: {"fields": ParamGroupConfig()})
+    """Optimizer and learning-rate schedule per parameter group."""
     debug: bool = False
     """Show full tracebacks for errors (also: NERFKIT_DEBUG=1)."""
 

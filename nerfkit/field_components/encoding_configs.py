@@ -13,7 +13,7 @@ from nerfkit.configs.ranges import Count, Finite, ranged
 from nerfkit.data.scene_box import SceneBox
 from nerfkit.field_components.encodings import MAX_SH_LEVELS, Encoding, NeRFEncoding, SHEncoding
 from nerfkit.kernels.hash_encoding import HashEncoding
-from nerfkit.plugins.components import PartContext, check_component, component_choice, register_component
+from nerfkit.plugins.components import PartContext, component_choice, register_component
 
 Log2HashmapSize = ranged(int, min=1, max=32)
 """log2 of a hash grid's entries per level; its hash indexes at most 2^32 entries."""
@@ -109,23 +109,11 @@ class SHEncodingConfig(EncodingConfig):
         return SHEncoding(self.levels, backend=context.backends.hash_encoding)
 
 
-EncodingChoice = component_choice(EncodingConfig)
-"""A config field that holds any registered encoding."""
-
-
-def check_encodings(where: str, position: EncodingConfig, direction: EncodingConfig) -> None:
-    """A position encoding must encode points and a direction encoding directions."""
-    check_component(
-        f"{where}.position_encoding",
-        position,
-        EncodingConfig,
-        lambda cls: cls.encodes_positions,
-        "it does not encode points in the scene",
-    )
-    check_component(
-        f"{where}.direction_encoding",
-        direction,
-        EncodingConfig,
-        lambda cls: cls.encodes_directions,
-        "it does not encode view directions",
-    )
+PositionEncodingChoice = component_choice(
+    EncodingConfig, fits=lambda cls: cls.encodes_positions, why="it does not encode points in the scene"
+)
+"""A config field that holds any registered encoding of positions."""
+DirectionEncodingChoice = component_choice(
+    EncodingConfig, fits=lambda cls: cls.encodes_directions, why="it does not encode view directions"
+)
+"""A config field that holds any registered encoding of view directions."""

@@ -16,7 +16,7 @@ from nerfkit.cameras.rays import RayBundle, RaySamples
 from nerfkit.configs.base_config import InstantiateConfig
 from nerfkit.configs.ranges import Count, NonNegative, ranged
 from nerfkit.model_components.spacing import InitialSpacing, spacing_to_distance
-from nerfkit.plugins.components import PartContext, component_choice, register_component
+from nerfkit.plugins.components import PartContext, register_component
 
 
 def stratified_offsets(
@@ -191,7 +191,3 @@ class PDFSamplerConfig(RaySamplerConfig):
 
     def setup(self, context: PartContext) -> PDFSampler:
         return PDFSampler(self.num_samples, self.train_stratified, self.include_original, self.histogram_padding)
-
-
-RaySamplerChoice = component_choice(RaySamplerConfig)
-"""A config field that holds any registered ray sampler."""

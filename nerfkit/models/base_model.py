@@ -20,7 +20,7 @@ from nerfkit.data.scene_box import SceneBox
 from nerfkit.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
 from nerfkit.errors import NerfkitError
 from nerfkit.kernels.backends import Backends
-from nerfkit.plugins.components import PartContext
+from nerfkit.plugins.components import PartContext, check_parts
 from nerfkit.utils.precision import P, R, in_field_precision
 
 Plane = ranged(float | None, min=0)
@@ -41,7 +41,9 @@ class ModelConfig(InstantiateConfig):
 
     def check_parts(self, where: str = "model") -> None:
         """Raises a NerfkitError naming the field (`where` is the model's place in the config tree) if a chosen
-        part cannot work in this model; run at start-up, before any data is loaded."""
+        part cannot work in this model; run at start-up, before any data is loaded. Each part field declares what
+        fits it; a model adds checks that involve several fields."""
+        check_parts(self, where)
 
 
 class Model(nn.Module):

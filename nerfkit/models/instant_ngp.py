@@ -11,11 +11,10 @@ from nerfkit.configs.base_config import Target
 from nerfkit.configs.ranges import Count
 from nerfkit.field_components.encoding_configs import Log2HashmapSize
 from nerfkit.fields.ngp_field import NGPField
-from nerfkit.model_components.backgrounds import BackgroundChoice, RandomBackgroundConfig
+from nerfkit.model_components.backgrounds import PackedBackgroundChoice, RandomBackgroundConfig
 from nerfkit.model_components.occupancy_sampling import OccupancySamplerConfig
-from nerfkit.model_components.ray_samplers import RaySamplerChoice
 from nerfkit.models.base_model import Model, ModelConfig
-from nerfkit.models.occupancy_grid_model import OccupancyGridRendering, check_occupancy_parts
+from nerfkit.models.occupancy_grid_model import OccupancyGridRendering, OccupancySamplerChoice
 from nerfkit.models.single_pass import SinglePassOutputs
 
 
@@ -38,13 +37,10 @@ class InstantNGPModelConfig(ModelConfig):
     """Width of the density MLP."""
     hidden_dim_color: Count = 64
     """Width of the colour MLP."""
-    sampler: RaySamplerChoice = field(default_factory=OccupancySamplerConfig)
+    sampler: OccupancySamplerChoice = field(default_factory=OccupancySamplerConfig)
     """Where rays are sampled: this model needs the occupancy grid."""
-    background_color: BackgroundChoice = field(default_factory=RandomBackgroundConfig)
+    background_color: PackedBackgroundChoice = field(default_factory=RandomBackgroundConfig)
     """What each ray sees behind the scene (not last-sample: packed samples have no last sample per ray)."""
-
-    def check_parts(self, where: str = "model") -> None:
-        check_occupancy_parts(where, self.sampler, self.background_color)
 
 
 class NGPModel(OccupancyGridRendering, SinglePassOutputs, Model):

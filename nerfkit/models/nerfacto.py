@@ -25,11 +25,18 @@ from nerfkit.model_components.backgrounds import BackgroundChoice, RandomBackgro
 from nerfkit.model_components.colliders import ColliderChoice, NearFarColliderConfig
 from nerfkit.model_components.losses import distortion_loss, interlevel_loss
 from nerfkit.model_components.proposal_sampler import ProposalSamplerConfig
-from nerfkit.model_components.ray_samplers import RaySamplerChoice, RaySamplerConfig
+from nerfkit.model_components.ray_samplers import RaySamplerConfig
 from nerfkit.model_components.renderers import AccumulationRenderer, DepthRenderer, RGBRenderer
 from nerfkit.models.base_model import Model, ModelConfig, Plane
 from nerfkit.models.single_pass import SinglePassOutputs
-from nerfkit.plugins.components import check_component
+from nerfkit.plugins.components import component_choice
+
+ProposalSamplerChoice = component_choice(
+    RaySamplerConfig,
+    fits=lambda cls: issubclass(cls, ProposalSamplerConfig),
+    why="nerfacto's proposal networks are trained through the proposal sampler's weights",
+)
+"""nerfacto's sampler: proposal sampling, whose weights train the proposal networks."""
 
 
 @dataclass
@@ -45,7 +52,7 @@ class NerfactoModelConfig(ModelConfig):
     """What each ray sees behind the scene; random (per ray, in training) teaches transparent pixels to stay empty."""
     collider: ColliderChoice = field(default_factory=NearFarColliderConfig)
     """Which stretch of each ray is sampled."""
-    sampler: RaySamplerChoice = field(default_factory=ProposalSamplerConfig)
+    sampler: ProposalSamplerChoice = field(default_factory=ProposalSamplerConfig)
     """Where the field is evaluated: nerfacto needs the proposal sampler, whose weights train its proposal networks."""
     scene_contraction: Literal["l-inf", "l2", "off"] = "l-inf"
     """Contraction of space outside the scene box (off: nothing exists outside the box)."""
@@ -87,13 +94,7 @@ class NerfactoModelConfig(ModelConfig):
     """Pose refinement of the training cameras."""
 
     def check_parts(self, where: str = "model") -> None:
-        check_component(
-            f"{where}.sampler",
-            self.sampler,
-            RaySamplerConfig,
-            lambda cls: issubclass(cls, ProposalSamplerConfig),
-            "nerfacto's proposal networks are trained through the proposal sampler's weights",
-        )
+        super().check_parts(where)
         num_levels = len(self.sampler.num_proposal_samples_per_ray)
         if len(self.proposal_max_resolutions) != num_levels:
             raise NerfkitError(

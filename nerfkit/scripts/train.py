@@ -31,6 +31,7 @@ from nerfkit.engine.trainer import (
     with_builtin_scene_if_no_data,
 )
 from nerfkit.errors import NerfkitError
+from nerfkit.plugins.components import implementations, part_slots
 from nerfkit.plugins.registry import Registry, get_registry
 from nerfkit.utils.cli import debug_requested, flag_value, run_cli
 from nerfkit.utils.cpu_memory import keep_freed_memory
@@ -105,6 +106,18 @@ def _with_experiment_file(
     return config
 
 
+USAGE = """\
+kit-train METHOD [flags]: train a method; kit-train METHOD --help lists its flags and parts.
+
+kit-train --resume RUN_FOLDER [flags]: continue a run with its saved config, from its latest checkpoint.
+
+kit-train --config FILE [flags]: train with a config file, a run's config.yml or an experiment file naming its method.
+
+kit-train --load-config RUN/config.yml [flags]: start a new run with a finished run's settings.
+
+Flags override what the files set."""
+"""What `kit-train --help` says above the list of methods."""
+
 PART_CHOICE = re.compile(r"^([a-z0-9_-]+(?:\.[a-z0-9_-]+)*):[A-Za-z0-9_.-]+$")
 """A replaceable part's choice on the command line, e.g. pipeline.model.coarse-sampler:lin-disp."""
 
@@ -153,19 +166,42 @@ def _last_of_each_flag(arguments: list[str]) -> list[str]:
     return [argument for group in groups.values() for argument in group]
 
 
-def normalise_arguments(argv: list[str], config: TrainerConfig) -> list[str]:
-    """The method, every part choice (in order), then the flags, each once with its last value.
-
-    tyro reads a flag of the default part as choosing it, so a later choice of another part would conflict; moving
-    choices first lets them go anywhere on the command line. An argument in a flag's value position stays a value.
-    """
-    choices = {
+def _part_choices(argv: list[str], config: TrainerConfig) -> set[int]:
+    """Positions of the part choices in the arguments; an argument in a flag's value position stays a value."""
+    return {
         index
         for index, arg in enumerate(argv[1:], start=1)
         if (match := PART_CHOICE.match(arg))
         and dataclasses.is_dataclass(_field_at(config, match.group(1)))
         and not _takes_a_value(config, argv[index - 1])
     }
+
+
+def check_part_choices(argv: list[str], config: TrainerConfig) -> list[str]:
+    """The arguments without choices of a field's only fitting part (tyro offers no choice there); a registered part
+    chosen for a field it cannot work in gets the start-up check's message, naming the parts that can, rather than
+    tyro's unknown choice: the command line offers each field only the parts that fit it."""
+    redundant = set()
+    for index in _part_choices(argv, config):
+        path, name = argv[index].rsplit(":", 1)
+        path = path.replace("-", "_")
+        head, _, field_name = path.rpartition(".")
+        slot = part_slots(type(_field_at(config, head))).get(field_name)
+        chosen = implementations(slot.base).get(name) if slot is not None else None
+        if chosen is not None:
+            slot.check(path, chosen)
+            if list(slot.fitting().values()) == [chosen]:
+                redundant.add(index)
+    return [argument for index, argument in enumerate(argv) if index not in redundant]
+
+
+def normalise_arguments(argv: list[str], config: TrainerConfig) -> list[str]:
+    """The method, every part choice (in order), then the flags, each once with its last value.
+
+    tyro reads a flag of the default part as choosing it, so a later choice of another part would conflict; moving
+    choices first lets them go anywhere on the command line.
+    """
+    choices = _part_choices(argv, config)
     rest = [arg for index, arg in enumerate(argv) if index > 0 and index not in choices]
     return [argv[0], *(argv[index] for index in sorted(choices)), *_last_of_each_flag(rest)]
 
@@ -193,10 +229,12 @@ def parse_args(argv: list[str], registry: Registry) -> TrainerConfig:
     if not defaults:
         raise NerfkitError("no methods are registered", hint="reinstall nerfkit: pip install -e .")
     if method is not None:
-        argv = normalise_arguments(argv, defaults[method])
+        argv = normalise_arguments(check_part_choices(argv, defaults[method]), defaults[method])
     descriptions = {name: spec.description for name, spec in registry.methods.items()}
     subcommands = tyro.extras.subcommand_type_from_defaults(defaults, descriptions)
-    config = tyro.cli(subcommands, args=argv, prog="kit-train", config=(tyro.conf.CascadeSubcommandArgs,))
+    config = tyro.cli(
+        subcommands, args=argv, prog="kit-train", description=USAGE, config=(tyro.conf.CascadeSubcommandArgs,)
+    )
     check_ranges(config)
     return config
 
