@@ -1,7 +1,8 @@
 """A run's `config.yml`: the method name, a schema version and the field values, nothing executable.
 
 Loading rebuilds the config from the registered method's defaults plus the file's values. Fields that this version of
-nerfkit no longer has (renamed or removed) are named in a warning and skipped, never an import error. Relative paths
+nerfkit no longer has (renamed or removed) are named in a warning and skipped, never an import error; a file that lacks
+fields every run writes is refused, and so are values outside their field's declared range. Relative paths
 in the file are relative to its folder, so a run folder can be moved or copied and still loads.
 """
 

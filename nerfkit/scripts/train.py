@@ -177,7 +177,7 @@ def _part_choices(argv: list[str], config: TrainerConfig) -> set[int]:
     }
 
 
-def check_part_choices(argv: list[str], config: TrainerConfig) -> list[str]:
+def checked_part_choices(argv: list[str], config: TrainerConfig) -> list[str]:
     """The arguments without choices of a field's only fitting part (tyro offers no choice there); a registered part
     chosen for a field it cannot work in gets the start-up check's message, naming the parts that can, rather than
     tyro's unknown choice: the command line offers each field only the parts that fit it."""
@@ -229,7 +229,7 @@ def parse_args(argv: list[str], registry: Registry) -> TrainerConfig:
     if not defaults:
         raise NerfkitError("no methods are registered", hint="reinstall nerfkit: pip install -e .")
     if method is not None:
-        argv = normalise_arguments(check_part_choices(argv, defaults[method]), defaults[method])
+        argv = normalise_arguments(checked_part_choices(argv, defaults[method]), defaults[method])
     descriptions = {name: spec.description for name, spec in registry.methods.items()}
     subcommands = tyro.extras.subcommand_type_from_defaults(defaults, descriptions)
     config = tyro.cli(

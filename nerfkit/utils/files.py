@@ -1,4 +1,5 @@
-"""Writing files so that an interrupted or failed write never leaves a truncated file behind."""
+"""Writing files: folders checked before the work whose output they receive, and writes that an interruption or
+failure never leaves truncated."""
 
 from __future__ import annotations
 
