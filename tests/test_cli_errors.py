@@ -506,7 +506,8 @@ def as_plain_user() -> list[str]:
     if os.geteuid() != 0:
         return []
     works = (
-        shutil.which("setpriv") is not None and subprocess.run([*WITHOUT_FILE_ACCESS_OVERRIDE, "true"]).returncode == 0
+        shutil.which("setpriv") is not None
+        and subprocess.run([*WITHOUT_FILE_ACCESS_OVERRIDE, "true"], capture_output=True).returncode == 0
     )
     if not works:
         if os.environ.get("CI"):
