@@ -45,13 +45,14 @@ KitTrain = Callable[..., subprocess.CompletedProcess[str]]
 
 @pytest.fixture(scope="module")
 def kit_train(lego_cache_dir: Path) -> KitTrain:
-    """Runs the installed console script in `cwd`; the developer's NERFKIT_* settings do not leak in."""
+    """Runs the installed console script in `cwd`, after the command `prefix` if any; the developer's NERFKIT_*
+    settings do not leak in."""
 
-    def run(args: Sequence[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    def run(args: Sequence[str], cwd: Path, prefix: Sequence[str] = (), **env: str) -> subprocess.CompletedProcess[str]:
         environment = {key: value for key, value in os.environ.items() if not key.startswith("NERFKIT_")}
         environment.update(NERFKIT_CACHE_DIR=str(lego_cache_dir), **env)
         return subprocess.run(
-            [str(KIT_TRAIN), *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=300
+            [*prefix, str(KIT_TRAIN), *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=300
         )
 
     return run
@@ -233,6 +234,32 @@ def edit_transforms(edit: Callable[[Any], object], split: str = "train") -> Call
     return lambda scene: edit_json(scene / f"transforms_{split}.json", edit)
 
 
+def with_depth_map(write: Callable[[Path], object]) -> Callable[[Path], None]:
+    """Frame 0 of the train split names a depth map, which `write` then puts (or not) at that path."""
+
+    def breaks(scene: Path) -> None:
+        edit_transforms(lambda meta: meta["frames"][0].update(depth_file_path="./train/r_0_depth.npy"))(scene)
+        write(scene / "train" / "r_0_depth.npy")
+
+    return breaks
+
+
+def truncated_depth_map(path: Path) -> None:
+    np.save(path, np.ones((6, 8), dtype=np.float32))
+    truncate(path)
+
+
+def cut_in_half(path: Path) -> None:
+    """The first half of a file's lines, as an interrupted copy leaves it: still valid YAML, but incomplete."""
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[: len(lines) // 2]))
+
+
+def output_dir_is_a_file(workspace: Workspace) -> list[str]:
+    (workspace.root / "outputs").write_text("not a folder\n")
+    return train_args(workspace.scene(), "--output-dir", str(workspace.root / "outputs"))
+
+
 CASES = [
     # --data
     pytest.param(lambda ws: train_args(ws.root / "nowhere"), ["nowhere", "does not exist"], id="data-not-found"),
@@ -372,6 +399,58 @@ CASES = [
         ["pipeline.model.background_color cannot be 'last-sample'", "packed samples", "white, black, random"],
         id="incompatible-background",
     ),
+    # numbers outside their field's declared range (the last of a repeated flag counts)
+    *(
+        pytest.param(
+            lambda ws, flag=flag, value=value: train_args(ws.scene(), flag, value),
+            [f"{flag} must be {expected}, got {value}"],
+            id=f"{flag[2:]}-{value}",
+        )
+        for flag, value, expected in [
+            ("--max-num-iterations", "0", ">= 1"),
+            ("--max-num-iterations", "-1", ">= 1"),
+            ("--pipeline.datamanager.train-num-rays-per-batch", "0", ">= 1"),
+            ("--pipeline.datamanager.train-num-rays-per-batch", "-5", ">= 1"),
+            ("--steps-per-save", "-1", ">= 0"),
+            ("--machine.seed", "99999999999999999999", "0 to 4294967295"),
+            ("--optimizers.fields.optimizer.lr", "nan", "finite and > 0"),
+        ]
+    ),
+    pytest.param(
+        lambda ws: train_args(ws.scene(), "--pipeline.datamanager.dataparser.downscale-factor", "16"),
+        ["--pipeline.datamanager.dataparser.downscale-factor 16", "smallest side is 6 pixels", "at most 6"],
+        id="downscale-factor-larger-than-the-images",
+    ),
+    pytest.param(
+        experiment("pipeline:\n  datamanager:\n    train_num_rays_per_batch: 0\n"),
+        ["experiment.yml", "pipeline.datamanager.train_num_rays_per_batch must be >= 1, got 0"],
+        id="experiment-value-out-of-range",
+    ),
+    pytest.param(
+        resume_edited_run(
+            lambda run: edit_yaml(run / "config.yml", lambda data: data["config"].update(steps_per_save=-5))
+        ),
+        ["config.yml", "steps_per_save must be >= 0, got -5"],
+        id="config-value-out-of-range",
+    ),
+    pytest.param(
+        resume_edited_run(lambda run: cut_in_half(run / "config.yml")),
+        ["config.yml is incomplete", "optimizers", "debug"],
+        id="resume-truncated-config",
+    ),
+    # output folder
+    pytest.param(output_dir_is_a_file, ["--output-dir", "outputs is not a folder"], id="output-dir-is-a-file"),
+    # depth maps that frames name
+    pytest.param(
+        broken_scene(with_depth_map(lambda path: None)),
+        ["r_0_depth.npy", "frames[0].depth_file_path", "not found"],
+        id="depth-map-missing",
+    ),
+    pytest.param(
+        broken_scene(with_depth_map(truncated_depth_map)),
+        ["r_0_depth.npy", "frames[0].depth_file_path", "cannot be read"],
+        id="depth-map-truncated",
+    ),
 ]
 
 
@@ -421,3 +500,79 @@ def test_debug_shows_the_traceback(
     assert result.returncode != 0, output
     assert "Traceback" in output and "NerfkitError" in output and "nowhere" in output, output
     assert snapshot(workspace.root) == {}, "a failed start created files"
+
+
+WITHOUT_FILE_ACCESS_OVERRIDE = [
+    "setpriv",
+    "--inh-caps", "-dac_override,-dac_read_search",
+    "--bounding-set", "-dac_override,-dac_read_search",
+]  # fmt: skip
+"""Runs a command as root without the capabilities that let root read and write whatever a file's mode says."""
+
+
+@pytest.fixture(scope="module")
+def as_plain_user() -> list[str]:
+    """The prefix that makes kit-train meet file permissions as any user does: root (as tests often run, in CI and
+    containers) would otherwise read and write everywhere. Skipped where setpriv cannot drop them, except in CI."""
+    if os.geteuid() != 0:
+        return []
+    works = (
+        shutil.which("setpriv") is not None
+        and subprocess.run([*WITHOUT_FILE_ACCESS_OVERRIDE, "true"], capture_output=True).returncode == 0
+    )
+    if not works:
+        if os.environ.get("CI"):
+            pytest.fail("setpriv cannot drop CAP_DAC_OVERRIDE here; CI must run the permission cases")
+        pytest.skip("setpriv cannot drop CAP_DAC_OVERRIDE here")
+    return WITHOUT_FILE_ACCESS_OVERRIDE
+
+
+def moved_into(workspace: Workspace, folder: str, path: Path) -> Path:
+    return Path(shutil.move(path, empty_folder(workspace, folder) / path.name))
+
+
+Locked = Callable[[Workspace], tuple[list[str], Path, int]]
+"""Builds the input; returns kit-train's arguments and a folder to give the mode while kit-train runs."""
+
+PERMISSION_CASES = [
+    pytest.param(
+        lambda ws: (train_args(ws.scene(), "--output-dir", str(empty_folder(ws, "locked"))), ws.root / "locked", 0o500),
+        ["--output-dir", "locked is not writable"],
+        id="output-dir-not-writable",
+    ),
+    pytest.param(
+        lambda ws: (
+            train_args(ws.scene(), "--output-dir", str(ws.root / "locked" / "runs")),
+            ws.root / "locked",
+            0o500,
+        ),
+        ["--output-dir", "locked is not writable"],
+        id="output-dir-in-a-read-only-folder",
+    ),
+    pytest.param(
+        lambda ws: (train_args(ws.scene()), ws.root / "scene", 0o000),
+        ["scene (field data) cannot be read: permission denied"],
+        id="data-not-readable",
+    ),
+    pytest.param(
+        lambda ws: (train_args(moved_into(ws, "locked", ws.scene())), ws.root / "locked", 0o000),
+        ["scene (field data) cannot be reached"],
+        id="data-in-a-folder-that-denies-access",
+    ),
+]
+
+
+@pytest.mark.parametrize(("arrange", "names"), PERMISSION_CASES)
+def test_folders_without_permission_are_named(
+    arrange: Locked, names: list[str], workspace: Workspace, kit_train: KitTrain, as_plain_user: list[str]
+) -> None:
+    args, folder, mode = arrange(workspace)
+    folder.mkdir(exist_ok=True)
+    before = snapshot(workspace.root)
+    folder.chmod(mode)
+    try:
+        result = kit_train(args, cwd=workspace.root, prefix=as_plain_user)
+    finally:
+        folder.chmod(0o755)
+    assert snapshot(workspace.root) == before, f"files changed or appeared:\n{result.stdout}{result.stderr}"
+    assert_user_error(result, names)

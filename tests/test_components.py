@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import csv
 import dataclasses
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,22 +66,75 @@ def train_psnr(run_dir: Path) -> list[float]:
 # Choosing parts from the command line
 
 
-def test_help_lists_every_part_with_its_description(capsys: pytest.CaptureFixture[str]) -> None:
+def method_help(method: str, capsys: pytest.CaptureFixture[str]) -> str:
+    """`kit-train METHOD --help`, with the boxes' borders and line breaks taken out."""
     with pytest.raises(SystemExit) as exit_info:
-        parse_args(["vanilla-nerf", "--help"], get_registry())
+        parse_args([method, "--help"], get_registry())
+    assert exit_info.value.code == 0
+    return " ".join(capsys.readouterr().out.replace("│", " ").split())
+
+
+def test_help_lists_the_parts_that_fit_each_field_with_their_descriptions(capsys: pytest.CaptureFixture[str]) -> None:
+    help_text = method_help("vanilla-nerf", capsys)
+    for slot, (offered, refused) in {
+        "coarse-sampler": (["uniform", "lin-disp"], ["pdf", "occupancy-grid", "proposal"]),
+        "fine-sampler": (["uniform", "lin-disp", "pdf"], ["occupancy-grid", "proposal"]),
+        "position-encoding": (["frequency", "hash-grid"], ["spherical-harmonics"]),
+        "direction-encoding": (["frequency", "spherical-harmonics"], ["hash-grid"]),
+        "background-color": (["white", "black", "random", "last-sample"], []),
+        "collider": (["near-far", "aabb"], []),
+    }.items():
+        for choice in offered:
+            assert f"pipeline.model.{slot}:{choice} " in help_text, (slot, choice)
+        for choice in refused:
+            assert f"pipeline.model.{slot}:{choice} " not in help_text, (slot, choice)
+    assert "Evenly spaced in distance up to a switch distance" in help_text
+
+
+@pytest.mark.parametrize("method", ["vanilla-nerf", "vanilla-nerf-occupancy", "instant-ngp", "nerfacto"])
+def test_help_offers_only_parts_the_model_accepts(method: str, capsys: pytest.CaptureFixture[str]) -> None:
+    help_text = method_help(method, capsys)
+    model = get_registry().get(method).config.pipeline.model
+    slots = components.part_slots(type(model))
+    for name, slot in slots.items():
+        offered = set(re.findall(rf"pipeline\.model\.{name.replace('_', '-')}:([a-z0-9-]+) ", help_text))
+        fitting = set(slot.fitting())
+        assert offered == (fitting if len(fitting) > 1 else set()), (name, offered, fitting)
+        assert type(getattr(model, name)) in slot.fitting().values()
+    if method == "nerfacto":
+        assert "pipeline.model.sampler:" not in help_text  # proposal is its only sampler: no choice to offer
+        assert "--pipeline.model.sampler.num-nerf-samples-per-ray INT" in help_text
+
+
+def test_a_refused_part_on_the_command_line_names_the_parts_that_fit() -> None:
+    with pytest.raises(NerfkitError, match="pipeline.model.sampler cannot be 'pdf'") as error:
+        parse_args(["nerfacto", "pipeline.model.sampler:pdf"], get_registry())
+    assert error.value.hint == "choose one of: proposal"
+    # Naming the only part that fits is allowed, though there is nothing to choose.
+    config = parse_args(["nerfacto", "pipeline.model.sampler:proposal", "--max-num-iterations", "3"], get_registry())
+    assert type(config.pipeline.model.sampler).__name__ == "ProposalSamplerConfig"
+
+
+def test_kit_train_help_shows_the_ways_to_start(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--help"], get_registry())
     assert exit_info.value.code == 0
     help_text = " ".join(capsys.readouterr().out.split())
-    for slot, choices in {
-        "coarse-sampler": ["uniform", "lin-disp", "pdf", "occupancy-grid", "proposal"],
-        "fine-sampler": ["pdf"],
-        "position-encoding": ["frequency", "hash-grid"],
-        "direction-encoding": ["spherical-harmonics"],
-        "background-color": ["white", "black", "random", "last-sample"],
-        "collider": ["near-far", "aabb"],
-    }.items():
-        for choice in choices:
-            assert f"pipeline.model.{slot}:{choice}" in help_text, (slot, choice)
-    assert "Evenly spaced in distance up to a switch distance" in help_text
+    for usage in ["kit-train METHOD [flags]", "kit-train --resume RUN_FOLDER", "kit-train --config FILE",
+                  "kit-train --load-config RUN/config.yml", "nerfacto", "vanilla-nerf"]:  # fmt: skip
+        assert usage in help_text, usage
+
+
+def test_help_shows_common_flags_first_and_the_optimizer_groups_last(capsys: pytest.CaptureFixture[str]) -> None:
+    help_text = method_help("nerfacto", capsys)
+    order = [
+        "--data ", "--max-num-iterations ", "--output-dir ", "--steps-per-save ", "--timestamp ",
+        "--pipeline.datamanager.train-num-rays-per-batch ", "--pipeline.model.num-levels ",
+        "--pipeline.model.sampler.num-nerf-samples-per-ray ", "--machine.seed ", "--logging.steps-per-log ",
+        "--optimizers.proposal-networks.optimizer.lr ", "--optimizers.camera-opt.scheduler.max-steps ",
+    ]  # fmt: skip
+    positions = [help_text.index(flag) for flag in order]
+    assert positions == sorted(positions), sorted(order, key=help_text.index)
 
 
 def test_vanilla_nerf_trains_with_its_coarse_sampler_replaced_and_the_run_reloads_it(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 import shutil
 from pathlib import Path
 
@@ -156,4 +157,48 @@ def test_malformed_yaml_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "config.yml"
     path.write_text("config: {unclosed: [1, 2\n")
     with pytest.raises(NerfkitError, match=r"config\.yml is not valid YAML"):
+        load_run_config(path)
+
+
+def test_every_cut_short_config_is_refused_naming_what_it_lacks(tmp_path: Path) -> None:
+    """However an interrupted copy cuts config.yml at a line, what still parses lacks a field every run writes
+    (the last one, debug, is a plain value), so it is never silently completed from the method's defaults."""
+    _, path = _saved_run(tmp_path)
+    lines = path.read_text().splitlines(keepends=True)
+    cut = tmp_path / "config.yml"
+    still_parse = 0
+    for end in range(len(lines) - 1, 0, -1):
+        cut.write_text("".join(lines[:end]))
+        try:
+            data = yaml.safe_load(cut.read_text())
+        except yaml.YAMLError:
+            continue
+        if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
+            continue
+        still_parse += 1
+        with pytest.raises(NerfkitError, match=r"config\.yml is incomplete: it lacks .*debug"):
+            load_run_config(cut)
+    assert still_parse > len(lines) // 2
+
+
+@pytest.mark.parametrize(
+    ("edit", "missing"),
+    [
+        (lambda d: d["config"].pop("optimizers"), "it lacks optimizers (cut short"),
+        (lambda d: d["config"]["pipeline"].pop("model"), "it lacks pipeline.model (cut short"),
+        (lambda d: [d["config"].pop(key) for key in ("machine", "max_num_iterations")], "machine, max_num_iterations"),
+    ],
+)
+def test_a_config_without_a_section_every_run_has_is_refused(tmp_path: Path, edit: callable, missing: str) -> None:
+    _, path = _saved_run(tmp_path)
+    _edit(path, edit)
+    with pytest.raises(NerfkitError, match=re.escape(missing)) as error:
+        load_run_config(path)
+    assert "--config" in error.value.hint
+
+
+def test_a_value_out_of_its_range_names_the_file_and_key(tmp_path: Path) -> None:
+    _, path = _saved_run(tmp_path)
+    _edit(path, lambda d: d["config"]["pipeline"]["datamanager"].update(train_num_rays_per_batch=0))
+    with pytest.raises(NerfkitError, match=r"config\.yml: pipeline.datamanager.train_num_rays_per_batch must be >= 1"):
         load_run_config(path)

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from nerfkit.cameras.rays import RayBundle
 from nerfkit.configs.base_config import InstantiateConfig, Target
+from nerfkit.configs.ranges import NonNegative
 
 CameraOptimizerMode = Literal["off", "SO3xR3", "SE3"]
 
@@ -28,9 +29,9 @@ class CameraOptimizerConfig(InstantiateConfig):
     _target: Target = field(default_factory=lambda: CameraOptimizer)
     mode: CameraOptimizerMode = "SO3xR3"
     """off; SO3xR3: rotation and translation learned apart; SE3: one rigid motion (translation follows rotation)."""
-    trans_l2_penalty: float = 1e-2
+    trans_l2_penalty: NonNegative = 1e-2
     """Weight of the mean translation length in the loss, which keeps corrections from drifting."""
-    rot_l2_penalty: float = 1e-3
+    rot_l2_penalty: NonNegative = 1e-3
     """Weight of the mean rotation angle (radians) in the loss."""
 
 

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 import tyro
 
+from nerfkit.configs.ranges import Count, NonNegativeInt, Positive, ranged
+
 
 def _format_value(value: Any, indent: str) -> str:
     if is_dataclass(value):
@@ -66,27 +68,27 @@ class KernelsConfig(PrintableConfig):
 class MachineConfig(PrintableConfig):
     """Where and how reproducibly the run executes."""
 
-    seed: int = 42
+    seed: ranged(int, min=0, max=2**32 - 1) = 42
     """Random seed; each rank adds its rank, so runs are reproducible and ranks differ."""
     device_type: Literal["auto", "cpu", "cuda"] = "auto"
     """auto picks CUDA when present and the CPU otherwise."""
-    num_threads: int | None = None
+    num_threads: ranged(int | None, min=1) = None
     """CPU threads for torch (None: torch's default)."""
     keep_freed_memory: bool = True
     """On a CPU with glibc, reuse freed memory instead of returning it to the OS: faster steps, higher peak memory."""
     kernels: KernelsConfig = field(default_factory=KernelsConfig)
     """Backend of each accelerated operation (CUDA kernels or PyTorch)."""
-    num_devices: int = 1
+    num_devices: Count = 1
     """Processes this machine runs (one per GPU, or CPU processes); above one, training is distributed (DDP)."""
-    num_machines: int = 1
+    num_machines: Count = 1
     """Machines taking part in the run, each launched with the same flags and its own --machine.machine-rank."""
-    machine_rank: int = 0
+    machine_rank: NonNegativeInt = 0
     """This machine's index, 0 to num-machines - 1; machine 0 writes the outputs."""
     dist_url: str = "auto"
     """Rendezvous of the process group, tcp://HOST:PORT of machine 0 (auto: a free local port; one machine only)."""
     dist_backend: Literal["auto", "nccl", "gloo"] = "auto"
     """Collective backend (auto: nccl on CUDA, gloo on the CPU)."""
-    dist_timeout: float = 1800.0
+    dist_timeout: Positive = 1800.0
     """Seconds any collective may wait for the other ranks before the run stops with an error."""
 
 
@@ -94,9 +96,9 @@ class MachineConfig(PrintableConfig):
 class LoggingConfig(PrintableConfig):
     """What is logged and how often."""
 
-    steps_per_log: int = 10
+    steps_per_log: Count = 10
     """Log scalars every this many steps."""
-    max_buffer_size: int = 20
+    max_buffer_size: Count = 20
     """Steps averaged for the train rays/s and step-time figures."""
     wandb_project: str = "nerfkit"
     """wandb project."""

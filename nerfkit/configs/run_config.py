@@ -1,7 +1,8 @@
 """A run's `config.yml`: the method name, a schema version and the field values, nothing executable.
 
 Loading rebuilds the config from the registered method's defaults plus the file's values. Fields that this version of
-nerfkit no longer has (renamed or removed) are named in a warning and skipped, never an import error. Relative paths
+nerfkit no longer has (renamed or removed) are named in a warning and skipped, never an import error; a file that lacks
+fields every run writes is refused, and so are values outside their field's declared range. Relative paths
 in the file are relative to its folder, so a run folder can be moved or copied and still loads.
 """
 
@@ -9,11 +10,12 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from nerfkit import __version__
+from nerfkit.configs.ranges import check_ranges
 from nerfkit.configs.serialization import SCHEMA_VERSION, apply_data, read_yaml, to_data, write_yaml
 from nerfkit.errors import NerfkitError
 from nerfkit.plugins.registry import Registry, get_registry
@@ -22,6 +24,18 @@ if TYPE_CHECKING:
     from nerfkit.engine.trainer import TrainerConfig
 
 HEADER = "# nerfkit run config: plain values only. Reload with kit-train --load-config or --resume.\n"
+
+SAVED_FIELDS = (
+    "method_name", "data", "output_dir", "experiment_name", "timestamp", "run_dir", "relative_model_dir", "vis",
+    "machine", "logging", "pipeline", "optimizers", "max_num_iterations", "steps_per_save", "keep_last_checkpoints",
+    "save_only_latest_checkpoint", "steps_per_eval_batch", "steps_per_eval_image", "steps_per_eval_all_images",
+    "mixed_precision", "load_dir", "load_step", "load_config", "resume", "debug",
+)  # fmt: skip
+"""Top-level config fields that every config.yml of schema version 1 holds (fields added since may be missing). A
+file without one of them was cut short or edited by hand: filling the gap from the method's defaults would silently
+build another model, so it is refused. `debug`, the last field written, keeps any truncation detectable."""
+SAVED_PIPELINE_SECTIONS = ("datamanager", "model")
+"""Sections of `pipeline` that every saved config holds."""
 
 
 def save_run_config(config: TrainerConfig, path: Path) -> None:
@@ -32,6 +46,19 @@ def save_run_config(config: TrainerConfig, path: Path) -> None:
         "config": to_data(config, relative_to=path.parent.absolute()),
     }
     write_yaml(data, path, header=HEADER)
+
+
+def check_complete(config: dict[str, Any], path: Path) -> None:
+    """Refuses a saved config that lacks fields every saved run has, naming them."""
+    missing = [key for key in SAVED_FIELDS if key not in config]
+    pipeline = config.get("pipeline")
+    if isinstance(pipeline, dict):
+        missing += [f"pipeline.{key}" for key in SAVED_PIPELINE_SECTIONS if key not in pipeline]
+    if missing:
+        raise NerfkitError(
+            f"{path} is incomplete: it lacks {', '.join(missing)} (cut short, or edited by hand)",
+            hint="restore it from a copy; a partial config is meant for --config, which completes it on purpose",
+        )
 
 
 def load_run_config(path: Path, registry: Registry | None = None, console: Console | None = None) -> TrainerConfig:
@@ -55,8 +82,10 @@ def load_run_config(path: Path, registry: Registry | None = None, console: Conso
             f"{path} was written by method {method_name!r}, which is not registered here",
             hint="install the plug-in that provides it (kit-train --help lists the methods found)",
         )
+    check_complete(data["config"], path)
     defaults = copy.deepcopy(registry.methods[method_name].config)
     config, unknown = apply_data(defaults, data["config"], source=str(path), relative_to=path.parent.absolute())
+    check_ranges(config, source=str(path))
     if unknown:
         (console or Console(stderr=True)).print(
             f"[yellow]warning:[/yellow] {path}: skipped fields this nerfkit does not have (renamed or removed): "

@@ -11,6 +11,7 @@ from torch import nn
 
 from nerfkit.configs.base_config import PrintableConfig, Target
 from nerfkit.configs.config_types import register_config_type
+from nerfkit.configs.ranges import NonNegative, Positive, ranged
 from nerfkit.engine.schedulers import SchedulerConfig
 from nerfkit.errors import NerfkitError
 
@@ -20,11 +21,11 @@ class OptimizerConfig(PrintableConfig):
     """Base optimizer config; `setup(params)` builds the torch optimizer."""
 
     _target: Target = field(default_factory=lambda: torch.optim.Adam)
-    lr: float = 5e-4
+    lr: Positive = 5e-4
     """Learning rate."""
-    eps: float = 1e-8
+    eps: NonNegative = 1e-8
     """Term added to the denominator for numerical stability."""
-    max_norm: float | None = None
+    max_norm: ranged(float | None, above=0) = None
     """Clip the group's gradient norm to this value (None: no clipping)."""
 
     def setup(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
@@ -38,7 +39,7 @@ class AdamOptimizerConfig(OptimizerConfig):
     """Adam."""
 
     _target: Target = field(default_factory=lambda: torch.optim.Adam)
-    weight_decay: float = 0.0
+    weight_decay: NonNegative = 0.0
     """L2 penalty."""
 
 
@@ -48,7 +49,7 @@ class RAdamOptimizerConfig(OptimizerConfig):
     """Rectified Adam, which needs no learning-rate warm-up."""
 
     _target: Target = field(default_factory=lambda: torch.optim.RAdam)
-    weight_decay: float = 0.0
+    weight_decay: NonNegative = 0.0
     """L2 penalty."""
 
 

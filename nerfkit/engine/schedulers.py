@@ -10,6 +10,7 @@ from torch.optim import Optimizer, lr_scheduler
 
 from nerfkit.configs.base_config import PrintableConfig, Target
 from nerfkit.configs.config_types import register_config_type
+from nerfkit.configs.ranges import Count, NonNegative, NonNegativeInt, ranged
 
 
 @dataclass
@@ -28,13 +29,13 @@ class ExponentialDecaySchedulerConfig(SchedulerConfig):
     """Optional linear warm-up, then exponential decay from the optimizer's lr to `lr_final` over `max_steps`."""
 
     _target: Target = field(default_factory=lambda: ExponentialDecayScheduler)
-    lr_pre_warmup: float = 1e-8
+    lr_pre_warmup: NonNegative = 1e-8
     """Learning rate at the first warm-up step."""
-    lr_final: float | None = None
+    lr_final: ranged(float | None, above=0) = None
     """Learning rate reached at `max_steps` (None: the optimizer's lr, i.e. no decay)."""
-    warmup_steps: int = 0
+    warmup_steps: NonNegativeInt = 0
     """Steps of warm-up."""
-    max_steps: int = 100000
+    max_steps: Count = 100000
     """Step at which `lr_final` is reached; the rate stays there afterwards."""
     ramp: Literal["linear", "cosine"] = "cosine"
     """Shape of the warm-up."""

@@ -9,10 +9,14 @@ from jaxtyping import Float
 from torch import Tensor
 
 from nerfkit.configs.base_config import InstantiateConfig
+from nerfkit.configs.ranges import Count, Finite, ranged
 from nerfkit.data.scene_box import SceneBox
-from nerfkit.field_components.encodings import Encoding, NeRFEncoding, SHEncoding
+from nerfkit.field_components.encodings import MAX_SH_LEVELS, Encoding, NeRFEncoding, SHEncoding
 from nerfkit.kernels.hash_encoding import HashEncoding
-from nerfkit.plugins.components import PartContext, check_component, component_choice, register_component
+from nerfkit.plugins.components import PartContext, component_choice, register_component
+
+Log2HashmapSize = ranged(int, min=1, max=32)
+"""log2 of a hash grid's entries per level; its hash indexes at most 2^32 entries."""
 
 
 class InSceneBox(Encoding):
@@ -49,11 +53,11 @@ class EncodingConfig(InstantiateConfig):
 class FrequencyEncodingConfig(EncodingConfig):
     """Sines and cosines at octave-spaced frequencies (NeRF's positional encoding)."""
 
-    num_frequencies: int = 10
+    num_frequencies: Count = 10
     """Octaves (NeRF: 10 for positions, 4 for directions)."""
-    min_freq_exp: float = 0.0
+    min_freq_exp: Finite = 0.0
     """log2 of the lowest frequency."""
-    max_freq_exp: float | None = None
+    max_freq_exp: ranged(float | None) = None
     """log2 of the highest frequency (None: num-frequencies - 1, one octave apart)."""
     include_input: bool = True
     """Pass the coordinates through alongside their sines and cosines."""
@@ -69,15 +73,15 @@ class HashGridEncodingConfig(EncodingConfig):
     """Instant-NGP's multiresolution hash grid over the scene box: fast to train, for positions only."""
 
     encodes_directions = False
-    num_levels: int = 16
+    num_levels: Count = 16
     """Levels of the grid."""
-    features_per_level: int = 2
+    features_per_level: Count = 2
     """Features stored per entry."""
-    log2_hashmap_size: int = 19
+    log2_hashmap_size: Log2HashmapSize = 19
     """log2 of the entries per level."""
-    base_resolution: int = 16
+    base_resolution: Count = 16
     """Resolution of the coarsest level."""
-    max_resolution: int = 2048
+    max_resolution: Count = 2048
     """Resolution of the finest level."""
 
     def setup(self, in_dim: int, context: PartContext) -> Encoding:
@@ -98,30 +102,18 @@ class SHEncodingConfig(EncodingConfig):
     """Real spherical harmonics of the view direction (Instant-NGP's direction encoding), for directions only."""
 
     encodes_positions = False
-    levels: int = 4
-    """Degrees used (levels^2 features; 1 to 5)."""
+    levels: ranged(int, min=1, max=MAX_SH_LEVELS) = 4
+    """Degrees used (levels^2 features)."""
 
     def setup(self, in_dim: int, context: PartContext) -> Encoding:
         return SHEncoding(self.levels, backend=context.backends.hash_encoding)
 
 
-EncodingChoice = component_choice(EncodingConfig)
-"""A config field that holds any registered encoding."""
-
-
-def check_encodings(where: str, position: EncodingConfig, direction: EncodingConfig) -> None:
-    """A position encoding must encode points and a direction encoding directions."""
-    check_component(
-        f"{where}.position_encoding",
-        position,
-        EncodingConfig,
-        lambda cls: cls.encodes_positions,
-        "it does not encode points in the scene",
-    )
-    check_component(
-        f"{where}.direction_encoding",
-        direction,
-        EncodingConfig,
-        lambda cls: cls.encodes_directions,
-        "it does not encode view directions",
-    )
+PositionEncodingChoice = component_choice(
+    EncodingConfig, fits=lambda cls: cls.encodes_positions, why="it does not encode points in the scene"
+)
+"""A config field that holds any registered encoding of positions."""
+DirectionEncodingChoice = component_choice(
+    EncodingConfig, fits=lambda cls: cls.encodes_directions, why="it does not encode view directions"
+)
+"""A config field that holds any registered encoding of view directions."""

@@ -10,7 +10,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from nerfkit.configs.base_config import InstantiateConfig
-from nerfkit.plugins.components import check_component, component_choice, register_component
+from nerfkit.plugins.components import component_choice, register_component
 
 
 class Background(nn.Module):
@@ -107,14 +107,9 @@ class LastSampleBackgroundConfig(BackgroundConfig):
 
 BackgroundChoice = component_choice(BackgroundConfig)
 """A config field that holds any registered background."""
-
-
-def check_background(where: str, config: BackgroundConfig, has_last_sample: bool) -> None:
-    """Models that render packed samples have no per-ray last sample to take the background from."""
-    check_component(
-        f"{where}.background_color",
-        config,
-        BackgroundConfig,
-        lambda cls: has_last_sample or not cls.needs_last_sample,
-        "this model renders packed samples, so a ray has no last sample to take the colour from",
-    )
+PackedBackgroundChoice = component_choice(
+    BackgroundConfig,
+    fits=lambda cls: not cls.needs_last_sample,
+    why="this model renders packed samples, so a ray has no last sample to take the colour from",
+)
+"""The background of a model that renders packed samples: any but those taken from each ray's last sample."""

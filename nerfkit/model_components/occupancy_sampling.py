@@ -10,6 +10,7 @@ from jaxtyping import Float, Int
 from torch import Tensor, nn
 
 from nerfkit.cameras.rays import RayBundle
+from nerfkit.configs.ranges import Count, Fraction, NonNegative, NonNegativeInt, ranged
 from nerfkit.data.scene_box import SceneBox
 from nerfkit.engine.callbacks import TrainingCallback
 from nerfkit.kernels.backends import Backend
@@ -27,23 +28,23 @@ DensityFn = Callable[[Float[Tensor, "num_points 3"]], Float[Tensor, "num_points 
 class OccupancySamplerConfig(RaySamplerConfig):
     """Where rays are sampled: only in cells an occupancy grid marks as holding content."""
 
-    grid_resolution: int = 128
+    grid_resolution: Count = 128
     """Cells per side of the occupancy grid."""
-    grid_levels: int = 1
+    grid_levels: Count = 1
     """Cascades of the occupancy grid (1 for scenes inside the box)."""
-    update_every: int = 16
+    update_every: Count = 16
     """Re-estimate the grid every this many steps."""
-    warmup_steps: int = 256
+    warmup_steps: NonNegativeInt = 256
     """Steps during which every cell is re-estimated, before switching to sampled cells."""
-    occupancy_threshold: float = 0.01
+    occupancy_threshold: NonNegative = 0.01
     """Opacity over one render step above which a cell counts as occupied."""
-    render_step_size: float | None = None
+    render_step_size: ranged(float | None, above=0) = None
     """Distance between samples along a ray (None: the scene box's diagonal / 1024)."""
-    alpha_thre: float = 0.0
+    alpha_thre: Fraction = 0.0
     """Skip samples less opaque than this (0 in a box: early on every sample is faint and all would be culled)."""
-    early_stop_eps: float = 1e-4
+    early_stop_eps: Fraction = 1e-4
     """Marching along a ray stops once its transmittance falls below this."""
-    cone_angle: float = 0.0
+    cone_angle: NonNegative = 0.0
     """Step growth with distance (0: uniform steps, right for scenes inside the box)."""
 
     def setup(self, context: PartContext) -> OccupancySampler:

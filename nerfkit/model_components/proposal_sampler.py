@@ -16,6 +16,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from nerfkit.cameras.rays import RayBundle, RaySamples
+from nerfkit.configs.ranges import Count, NonNegative, NonNegativeInt, ranged
 from nerfkit.engine.callbacks import TrainingCallback, TrainingCallbackLocation
 from nerfkit.kernels.backends import Backend
 from nerfkit.kernels.volrend import render_weight_from_density
@@ -161,17 +162,17 @@ class ProposalSamplerConfig(RaySamplerConfig):
 
     initial_sampler: InitialSpacing = "lin-disp"
     """First level's spacing: linear up to the scene box's half-size, then in disparity; or uniform in distance."""
-    num_proposal_samples_per_ray: tuple[int, ...] = (256, 96)
+    num_proposal_samples_per_ray: ranged(tuple[int, ...], min=1) = (256, 96)
     """Samples per ray evaluated by each proposal network, in order."""
-    num_nerf_samples_per_ray: int = 48
+    num_nerf_samples_per_ray: Count = 48
     """Samples per ray evaluated by the field."""
-    weights_anneal_slope: float = 10.0
+    weights_anneal_slope: NonNegative = 10.0
     """How fast resampling goes from even (exponent 0 on the proposal weights) to following them (exponent 1)."""
-    weights_anneal_max_num_iters: int = 1000
+    weights_anneal_max_num_iters: Count = 1000
     """Step at which the proposal weights are followed fully."""
-    update_every: int = 5
+    update_every: Count = 5
     """After the warm-up, proposal networks get gradients once more than this many steps passed since they last did."""
-    warmup: int = 5000
+    warmup: NonNegativeInt = 5000
     """Steps over which that gap grows from 1 to update-every (Nerfstudio's schedule)."""
 
     def setup(self, context: PartContext) -> ProposalNetworkSampler:

@@ -14,8 +14,9 @@ from torch import Tensor, nn
 
 from nerfkit.cameras.rays import RayBundle, RaySamples
 from nerfkit.configs.base_config import InstantiateConfig
+from nerfkit.configs.ranges import Count, NonNegative, ranged
 from nerfkit.model_components.spacing import InitialSpacing, spacing_to_distance
-from nerfkit.plugins.components import PartContext, component_choice, register_component
+from nerfkit.plugins.components import PartContext, register_component
 
 
 def stratified_offsets(
@@ -146,7 +147,7 @@ class RaySamplerConfig(InstantiateConfig):
 class InitialSamplerConfig(RaySamplerConfig):
     """A sampler that needs nothing but the rays, so it can make a model's first pass."""
 
-    num_samples: int = 64
+    num_samples: Count = 64
     """Samples per ray."""
     train_stratified: bool = True
     """Jitter the samples in training, so the field sees every depth."""
@@ -166,7 +167,7 @@ class UniformSamplerConfig(InitialSamplerConfig):
 class LinDispSamplerConfig(InitialSamplerConfig):
     """Evenly spaced in distance up to a switch distance, then in disparity: dense near, sparse far."""
 
-    switch_distance: float | None = None
+    switch_distance: ranged(float | None, above=0) = None
     """Distance where the spacing turns from linear to disparity (None: half the scene box's largest side)."""
 
     def setup(self, context: PartContext) -> UniformSampler:
@@ -179,18 +180,14 @@ class LinDispSamplerConfig(InitialSamplerConfig):
 class PDFSamplerConfig(RaySamplerConfig):
     """Importance samples drawn from a previous pass's weights (NeRF's fine samples)."""
 
-    num_samples: int = 128
+    num_samples: Count = 128
     """New samples per ray."""
     train_stratified: bool = True
     """Jitter the draws in training."""
     include_original: bool = True
     """Keep the previous pass's samples too (NeRF: 64 + 128 = 192 for the fine field)."""
-    histogram_padding: float = 0.01
+    histogram_padding: NonNegative = 0.01
     """Weight added to every previous bin, so bins that look empty still get a few samples."""
 
     def setup(self, context: PartContext) -> PDFSampler:
         return PDFSampler(self.num_samples, self.train_stratified, self.include_original, self.histogram_padding)
-
-
-RaySamplerChoice = component_choice(RaySamplerConfig)
-"""A config field that holds any registered ray sampler."""

@@ -15,12 +15,16 @@ from torch import Tensor, nn
 from nerfkit.cameras.cameras import Cameras
 from nerfkit.cameras.rays import RayBundle
 from nerfkit.configs.base_config import InstantiateConfig, Target
+from nerfkit.configs.ranges import Count, ranged
 from nerfkit.data.scene_box import SceneBox
 from nerfkit.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
 from nerfkit.errors import NerfkitError
 from nerfkit.kernels.backends import Backends
-from nerfkit.plugins.components import PartContext
+from nerfkit.plugins.components import PartContext, check_parts
 from nerfkit.utils.precision import P, R, in_field_precision
+
+Plane = ranged(float | None, min=0)
+"""A near or far plane: a distance along the ray, or None for the dataset's."""
 
 
 @dataclass
@@ -28,16 +32,18 @@ class ModelConfig(InstantiateConfig):
     """Settings every model shares."""
 
     _target: Target = field(default_factory=lambda: Model)
-    eval_num_rays_per_chunk: int = 4096
+    eval_num_rays_per_chunk: Count = 4096
     """Rays rendered at once when rendering a whole image; bounds memory whatever the image size."""
-    near_plane: float | None = None
+    near_plane: Plane = None
     """Where sampling starts along each ray; None takes the dataset's."""
-    far_plane: float | None = None
+    far_plane: Plane = None
     """Where sampling ends along each ray; None takes the dataset's."""
 
     def check_parts(self, where: str = "model") -> None:
         """Raises a NerfkitError naming the field (`where` is the model's place in the config tree) if a chosen
-        part cannot work in this model; run at start-up, before any data is loaded."""
+        part cannot work in this model; run at start-up, before any data is loaded. Each part field declares what
+        fits it; a model adds checks that involve several fields."""
+        check_parts(self, where)
 
 
 class Model(nn.Module):

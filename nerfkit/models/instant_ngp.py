@@ -8,12 +8,13 @@ from jaxtyping import Float
 from torch import Tensor
 
 from nerfkit.configs.base_config import Target
+from nerfkit.configs.ranges import Count
+from nerfkit.field_components.encoding_configs import Log2HashmapSize
 from nerfkit.fields.ngp_field import NGPField
-from nerfkit.model_components.backgrounds import BackgroundChoice, RandomBackgroundConfig
+from nerfkit.model_components.backgrounds import PackedBackgroundChoice, RandomBackgroundConfig
 from nerfkit.model_components.occupancy_sampling import OccupancySamplerConfig
-from nerfkit.model_components.ray_samplers import RaySamplerChoice
 from nerfkit.models.base_model import Model, ModelConfig
-from nerfkit.models.occupancy_grid_model import OccupancyGridRendering, check_occupancy_parts
+from nerfkit.models.occupancy_grid_model import OccupancyGridRendering, OccupancySamplerChoice
 from nerfkit.models.single_pass import SinglePassOutputs
 
 
@@ -22,27 +23,24 @@ class InstantNGPModelConfig(ModelConfig):
     """Settings of the Instant-NGP model for bounded scenes."""
 
     _target: Target = field(default_factory=lambda: NGPModel)
-    num_levels: int = 16
+    num_levels: Count = 16
     """Levels of the hash grid."""
-    features_per_level: int = 2
+    features_per_level: Count = 2
     """Features stored per hash-grid entry."""
-    log2_hashmap_size: int = 19
+    log2_hashmap_size: Log2HashmapSize = 19
     """log2 of the number of entries per hash-grid level."""
-    base_resolution: int = 16
+    base_resolution: Count = 16
     """Resolution of the coarsest hash-grid level."""
-    max_resolution: int = 2048
+    max_resolution: Count = 2048
     """Resolution of the finest hash-grid level."""
-    hidden_dim: int = 64
+    hidden_dim: Count = 64
     """Width of the density MLP."""
-    hidden_dim_color: int = 64
+    hidden_dim_color: Count = 64
     """Width of the colour MLP."""
-    sampler: RaySamplerChoice = field(default_factory=OccupancySamplerConfig)
+    sampler: OccupancySamplerChoice = field(default_factory=OccupancySamplerConfig)
     """Where rays are sampled: this model needs the occupancy grid."""
-    background_color: BackgroundChoice = field(default_factory=RandomBackgroundConfig)
+    background_color: PackedBackgroundChoice = field(default_factory=RandomBackgroundConfig)
     """What each ray sees behind the scene (not last-sample: packed samples have no last sample per ray)."""
-
-    def check_parts(self, where: str = "model") -> None:
-        check_occupancy_parts(where, self.sampler, self.background_color)
 
 
 class NGPModel(OccupancyGridRendering, SinglePassOutputs, Model):

@@ -13,8 +13,10 @@ from torch import Tensor, nn
 from nerfkit.cameras.camera_optimizers import CameraOptimizerConfig
 from nerfkit.cameras.rays import RayBundle
 from nerfkit.configs.base_config import Target
+from nerfkit.configs.ranges import Count, NonNegative, NonNegativeInt, Positive, ranged
 from nerfkit.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
 from nerfkit.errors import NerfkitError
+from nerfkit.field_components.encoding_configs import Log2HashmapSize
 from nerfkit.field_components.spatial_distortions import SceneContraction
 from nerfkit.fields.density_fields import HashDensityField
 from nerfkit.fields.nerfacto_field import NerfactoField
@@ -23,11 +25,18 @@ from nerfkit.model_components.backgrounds import BackgroundChoice, RandomBackgro
 from nerfkit.model_components.colliders import ColliderChoice, NearFarColliderConfig
 from nerfkit.model_components.losses import distortion_loss, interlevel_loss
 from nerfkit.model_components.proposal_sampler import ProposalSamplerConfig
-from nerfkit.model_components.ray_samplers import RaySamplerChoice, RaySamplerConfig
+from nerfkit.model_components.ray_samplers import RaySamplerConfig
 from nerfkit.model_components.renderers import AccumulationRenderer, DepthRenderer, RGBRenderer
-from nerfkit.models.base_model import Model, ModelConfig
+from nerfkit.models.base_model import Model, ModelConfig, Plane
 from nerfkit.models.single_pass import SinglePassOutputs
-from nerfkit.plugins.components import check_component
+from nerfkit.plugins.components import component_choice
+
+ProposalSamplerChoice = component_choice(
+    RaySamplerConfig,
+    fits=lambda cls: issubclass(cls, ProposalSamplerConfig),
+    why="nerfacto's proposal networks are trained through the proposal sampler's weights",
+)
+"""nerfacto's sampler: proposal sampling, whose weights train the proposal networks."""
 
 
 @dataclass
@@ -35,63 +44,57 @@ class NerfactoModelConfig(ModelConfig):
     """Settings of nerfacto; the defaults are Nerfstudio's."""
 
     _target: Target = field(default_factory=lambda: NerfactoModel)
-    near_plane: float | None = 0.05
+    near_plane: Plane = 0.05
     """Where sampling starts along each ray (None takes the dataset's); close, as cameras may sit inside the scene."""
-    far_plane: float | None = 1000.0
+    far_plane: Plane = 1000.0
     """Where sampling ends along each ray (None takes the dataset's); far, as contraction makes space finite."""
     background_color: BackgroundChoice = field(default_factory=RandomBackgroundConfig)
     """What each ray sees behind the scene; random (per ray, in training) teaches transparent pixels to stay empty."""
     collider: ColliderChoice = field(default_factory=NearFarColliderConfig)
     """Which stretch of each ray is sampled."""
-    sampler: RaySamplerChoice = field(default_factory=ProposalSamplerConfig)
+    sampler: ProposalSamplerChoice = field(default_factory=ProposalSamplerConfig)
     """Where the field is evaluated: nerfacto needs the proposal sampler, whose weights train its proposal networks."""
     scene_contraction: Literal["l-inf", "l2", "off"] = "l-inf"
     """Contraction of space outside the scene box (off: nothing exists outside the box)."""
-    num_levels: int = 16
+    num_levels: Count = 16
     """Levels of the field's hash grid."""
-    features_per_level: int = 2
+    features_per_level: Count = 2
     """Features stored per hash-grid entry."""
-    log2_hashmap_size: int = 19
+    log2_hashmap_size: Log2HashmapSize = 19
     """log2 of the number of entries per level of the field's hash grid."""
-    base_resolution: int = 16
+    base_resolution: Count = 16
     """Resolution of the coarsest level of the field's hash grid."""
-    max_resolution: int = 2048
+    max_resolution: Count = 2048
     """Resolution of the finest level of the field's hash grid."""
-    hidden_dim: int = 64
+    hidden_dim: Count = 64
     """Width of the density MLP."""
-    hidden_dim_color: int = 64
+    hidden_dim_color: Count = 64
     """Width of the colour MLP."""
-    num_layers_color: int = 3
+    num_layers_color: Count = 3
     """Linear layers of the colour MLP."""
-    appearance_embed_dim: int = 32
+    appearance_embed_dim: NonNegativeInt = 32
     """Width of the per-image appearance embedding (0: none)."""
     use_average_appearance_embedding: bool = True
     """Render unseen (eval) images with the mean appearance embedding; else with zeros."""
-    average_init_density: float = 0.01
+    average_init_density: Positive = 0.01
     """Scale of every density: small keeps a fresh model see-through, so early gradients reach the whole ray."""
-    proposal_max_resolutions: tuple[int, ...] = (128, 256)
+    proposal_max_resolutions: ranged(tuple[int, ...], min=1) = (128, 256)
     """Finest hash-grid resolution of each proposal network (one per proposal level)."""
-    proposal_num_levels: int = 5
+    proposal_num_levels: Count = 5
     """Hash-grid levels of each proposal network."""
-    proposal_log2_hashmap_size: int = 17
+    proposal_log2_hashmap_size: Log2HashmapSize = 17
     """log2 of the entries per level of each proposal network's hash grid."""
-    proposal_hidden_dim: int = 16
+    proposal_hidden_dim: Count = 16
     """Width of each proposal network's hidden layer."""
-    interlevel_loss_mult: float = 1.0
+    interlevel_loss_mult: NonNegative = 1.0
     """Weight of the proposal (interlevel) loss."""
-    distortion_loss_mult: float = 0.002
+    distortion_loss_mult: NonNegative = 0.002
     """Weight of the distortion loss."""
     camera_optimizer: CameraOptimizerConfig = field(default_factory=CameraOptimizerConfig)
     """Pose refinement of the training cameras."""
 
     def check_parts(self, where: str = "model") -> None:
-        check_component(
-            f"{where}.sampler",
-            self.sampler,
-            RaySamplerConfig,
-            lambda cls: issubclass(cls, ProposalSamplerConfig),
-            "nerfacto's proposal networks are trained through the proposal sampler's weights",
-        )
+        super().check_parts(where)
         num_levels = len(self.sampler.num_proposal_samples_per_ray)
         if len(self.proposal_max_resolutions) != num_levels:
             raise NerfkitError(

@@ -1,6 +1,7 @@
 """What every model that samples through an occupancy grid shares: the sampler, its update callback, one field
 evaluation per packed sample and packed volume rendering. A model supplies `field`, `query_density` and
-`field_outputs`; its config supplies `sampler` and `background_color`."""
+`field_outputs`; its config supplies `sampler` (an `OccupancySamplerChoice`) and `background_color` (a
+`PackedBackgroundChoice`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from torch import Tensor, nn
 from nerfkit.cameras.rays import RayBundle
 from nerfkit.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
 from nerfkit.errors import NerfkitError
-from nerfkit.model_components.backgrounds import BackgroundConfig, check_background
 from nerfkit.model_components.occupancy_sampling import (
     OccupancySampler,
     OccupancySamplerConfig,
@@ -18,19 +18,14 @@ from nerfkit.model_components.occupancy_sampling import (
     sample_points,
 )
 from nerfkit.model_components.ray_samplers import RaySamplerConfig
-from nerfkit.plugins.components import check_component
+from nerfkit.plugins.components import component_choice
 
-
-def check_occupancy_parts(where: str, sampler: RaySamplerConfig, background: BackgroundConfig) -> None:
-    """The parts a model rendering packed samples from an occupancy grid can use."""
-    check_component(
-        f"{where}.sampler",
-        sampler,
-        RaySamplerConfig,
-        lambda cls: issubclass(cls, OccupancySamplerConfig),
-        "this model renders packed samples marched through its occupancy grid",
-    )
-    check_background(where, background, has_last_sample=False)
+OccupancySamplerChoice = component_choice(
+    RaySamplerConfig,
+    fits=lambda cls: issubclass(cls, OccupancySamplerConfig),
+    why="this model renders packed samples marched through its occupancy grid",
+)
+"""The sampler of a model that renders packed samples: an occupancy grid."""
 
 
 class OccupancyGridRendering:

@@ -9,10 +9,9 @@ from torch import Tensor
 
 from nerfkit.configs.base_config import Target
 from nerfkit.fields.vanilla_nerf_field import NeRFField
-from nerfkit.model_components.backgrounds import BackgroundChoice, WhiteBackgroundConfig
+from nerfkit.model_components.backgrounds import PackedBackgroundChoice, WhiteBackgroundConfig
 from nerfkit.model_components.occupancy_sampling import OccupancySamplerConfig
-from nerfkit.model_components.ray_samplers import RaySamplerChoice
-from nerfkit.models.occupancy_grid_model import OccupancyGridRendering, check_occupancy_parts
+from nerfkit.models.occupancy_grid_model import OccupancyGridRendering, OccupancySamplerChoice
 from nerfkit.models.single_pass import SinglePassOutputs
 from nerfkit.models.vanilla_nerf import NeRFFieldModelConfig, NeRFModel
 
@@ -22,14 +21,10 @@ class VanillaOccupancyModelConfig(NeRFFieldModelConfig):
     """vanilla-nerf's field with occupancy-grid sampling instead of coarse + importance sampling."""
 
     _target: Target = field(default_factory=lambda: NeRFOccupancyModel)
-    background_color: BackgroundChoice = field(default_factory=WhiteBackgroundConfig)
+    background_color: PackedBackgroundChoice = field(default_factory=WhiteBackgroundConfig)
     """What each ray sees behind the scene (not last-sample: packed samples have no last sample per ray)."""
-    sampler: RaySamplerChoice = field(default_factory=OccupancySamplerConfig)
+    sampler: OccupancySamplerChoice = field(default_factory=OccupancySamplerConfig)
     """Where rays are sampled: this model needs the occupancy grid."""
-
-    def check_parts(self, where: str = "model") -> None:
-        super().check_parts(where)
-        check_occupancy_parts(where, self.sampler, self.background_color)
 
 
 class NeRFOccupancyModel(OccupancyGridRendering, SinglePassOutputs, NeRFModel):

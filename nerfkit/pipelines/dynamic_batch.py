@@ -10,6 +10,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from nerfkit.configs.base_config import Target
+from nerfkit.configs.ranges import ranged
 from nerfkit.kernels.backends import Backends
 from nerfkit.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
 
@@ -19,10 +20,10 @@ class DynamicBatchPipelineConfig(VanillaPipelineConfig):
     """Occupancy-grid methods sample a few points per ray once the grid knows where the scene is, and many before."""
 
     _target: Target = field(default_factory=lambda: DynamicBatchPipeline)
-    target_num_samples: int | None = None
-    """Samples per step the ray batch is resized towards (None: 2^18 on CUDA as in nerfacc, 2^16 on the CPU)."""
-    max_num_rays_per_batch: int | None = None
-    """Upper bound on the ray batch, for steps with few samples per ray (None: 2^18 on CUDA, 2^14 on the CPU)."""
+    target_num_samples: ranged(int | None, min=1) = None
+    """Samples per step the ray batch is resized towards (None: 2^18 on CUDA, as nerfacc's instant-ngp; 2^16 on CPU)."""
+    max_num_rays_per_batch: ranged(int | None, min=1) = None
+    """Upper bound on the ray batch, for steps where rays hold very few samples (None: 2^18 on CUDA, 2^14 on CPU)."""
 
     def batch_limits(self, device: torch.device) -> tuple[int, int]:
         """The target samples per step and the ray cap on `device`: a GPU takes a batch 4 times larger and more."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -74,27 +75,61 @@ def implementations(base: type) -> dict[str, type]:
     return registered_config_types(base)
 
 
-def _choices(base: type) -> Any:
-    options = tuple(Annotated[cls, tyro.conf.subcommand(name)] for name, cls in implementations(base).items())
+@dataclass(frozen=True)
+class PartSlot:
+    """What a config field holding a replaceable part accepts: a kind of part, the implementations of it that work
+    there (the command line offers only those), and why the others do not (the start-up error says so)."""
+
+    base: type
+    """The kind of part: its implementations are the registered subclasses."""
+    fits: Callable[[type], bool]
+    """Whether an implementation works in this field."""
+    why: str
+    """Why an implementation that does not fit cannot work here."""
+
+    def fitting(self) -> dict[str, type]:
+        """Every registered implementation that works in this field, plug-ins included."""
+        return {name: cls for name, cls in implementations(self.base).items() if self.fits(cls)}
+
+    def check(self, where: str, cls: type) -> None:
+        """A clear error when `cls`, chosen for the field at `where`, cannot work there, naming the parts that can."""
+        if self.fits(cls):
+            return
+        raise NerfkitError(
+            f"{where} cannot be {config_type_name(cls) or cls.__name__!r}: {self.why}",
+            hint=f"choose one of: {', '.join(self.fitting()) or '(none registered)'}",
+        )
+
+
+def _choices(slot: PartSlot) -> Any:
+    options = tuple(Annotated[cls, tyro.conf.subcommand(name)] for name, cls in slot.fitting().items())
     return Union[options]  # noqa: UP007 - built at run time from a tuple, which the | operator cannot do
 
 
-def component_choice(base: type) -> Any:
-    """The annotation of a replaceable part: typed as `base`, offered on the command line as each implementation.
+def component_choice(base: type, fits: Callable[[type], bool] = lambda cls: True, why: str = "") -> Any:
+    """The annotation of a replaceable part: typed as `base`, offered on the command line as each implementation
+    that `fits` this field (`why` says why the others cannot work there).
 
     The choices are gathered when a command line is parsed, not when the config class is defined, so plug-ins
     loaded later still appear.
     """
-    return Annotated[base, tyro.conf.arg(constructor_factory=lambda: _choices(base))]
+    slot = PartSlot(base, fits, why)
+    return Annotated[base, tyro.conf.arg(constructor_factory=lambda: _choices(slot)), slot]
 
 
-def check_component(slot: str, value: Any, base: type, compatible: Callable[[type], bool], why: str) -> None:
-    """A clear start-up error when the part chosen for `slot` (its place in the config) cannot work there, naming
-    the registered parts that can."""
-    if compatible(type(value)):
-        return
-    fitting = [name for name, cls in implementations(base).items() if compatible(cls)]
-    raise NerfkitError(
-        f"{slot} cannot be {config_type_name(type(value)) or type(value).__name__!r}: {why}",
-        hint=f"choose one of: {', '.join(fitting) or '(none registered)'}",
-    )
+@cache
+def part_slots(cls: type) -> dict[str, PartSlot]:
+    """The fields of a config class that hold replaceable parts, with what each accepts."""
+    hints = typing.get_type_hints(cls, include_extras=True)
+    return {
+        name: item
+        for name, hint in hints.items()
+        for item in getattr(hint, "__metadata__", ())
+        if isinstance(item, PartSlot)
+    }
+
+
+def check_parts(config: Any, where: str) -> None:
+    """Refuses a config whose chosen parts cannot work in their fields; `where` is the config's place in the tree."""
+    for name, slot in part_slots(type(config)).items():
+        slot.check(f"{where}.{name}", type(getattr(config, name)))

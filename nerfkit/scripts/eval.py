@@ -12,7 +12,6 @@ the report is written atomically.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +36,7 @@ from nerfkit.engine.run_loading import load_run
 from nerfkit.errors import NerfkitError
 from nerfkit.utils.cli import run_cli
 from nerfkit.utils.colormaps import apply_depth_colormap
-from nerfkit.utils.files import write_json
+from nerfkit.utils.files import check_writable_folder, write_json
 
 VIEW_KINDS = ("rgb", "gt", "depth")
 """The subfolders of --render-output-path: the rendering, the ground truth it is scored against, and its depth."""
@@ -77,15 +76,6 @@ def check_numbers(config: EvalConfig) -> None:
     ):
         if value is not None and value < 1:
             raise NerfkitError(f"{flag} {value}: it must be at least 1")
-
-
-def check_writable_folder(folder: Path, flag: str, value: Path) -> None:
-    """The folder, or the nearest one on its way that exists (the rest is created), must be a writable folder."""
-    existing = next(path for path in (folder.absolute(), *folder.absolute().parents) if path.exists())
-    if not existing.is_dir():
-        raise NerfkitError(f"{flag} {value}: {existing} is not a folder", hint="choose a path inside a folder")
-    if not os.access(existing, os.W_OK):
-        raise NerfkitError(f"{flag} {value}: {existing} is not writable", hint="choose a folder you can write to")
 
 
 def check_outputs(output_path: Path, render_output_path: Path | None) -> None:

@@ -20,6 +20,7 @@ import yaml
 from rich.console import Console
 
 from nerfkit.configs.nerfstudio_aliases import translate as translate_nerfstudio
+from nerfkit.configs.ranges import check_ranges
 from nerfkit.configs.run_config import load_run_config
 from nerfkit.configs.serialization import apply_data, read_yaml, to_data
 from nerfkit.engine.distributed import SINGLE_PROCESS, Rank, Worker, launch, torchrun_rank
@@ -33,9 +34,11 @@ from nerfkit.engine.trainer import (
     with_builtin_scene_if_no_data,
 )
 from nerfkit.errors import NerfkitError
+from nerfkit.plugins.components import implementations, part_slots
 from nerfkit.plugins.registry import Registry, get_registry
 from nerfkit.utils.cli import debug_requested, flag_value, run_cli
 from nerfkit.utils.cpu_memory import keep_freed_memory
+from nerfkit.utils.files import check_writable_folder
 from nerfkit.utils.rng import seed_everything
 
 
@@ -101,9 +104,22 @@ def _with_experiment_file(
         )
     base = base if base is not None else copy.deepcopy(registry.get(method).config)
     config, _ = apply_data(base, data, source=str(path), strict=True)
+    check_ranges(config, source=str(path))
     config.method_name = method
     return config
 
+
+USAGE = """\
+kit-train METHOD [flags]: train a method; kit-train METHOD --help lists its flags and parts.
+
+kit-train --resume RUN_FOLDER [flags]: continue a run with its saved config, from its latest checkpoint.
+
+kit-train --config FILE [flags]: train with a config file, a run's config.yml or an experiment file naming its method.
+
+kit-train --load-config RUN/config.yml [flags]: start a new run with a finished run's settings.
+
+Flags override what the files set."""
+"""What `kit-train --help` says above the list of methods."""
 
 PART_CHOICE = re.compile(r"^([a-z0-9_-]+(?:\.[a-z0-9_-]+)*):[A-Za-z0-9_.-]+$")
 """A replaceable part's choice on the command line, e.g. pipeline.model.coarse-sampler:lin-disp."""
@@ -157,19 +173,42 @@ def _last_of_each_flag(arguments: list[str]) -> list[str]:
     return [argument for group in groups.values() for argument in group]
 
 
-def normalise_arguments(argv: list[str], config: TrainerConfig) -> list[str]:
-    """The method, every part choice (in order), then the flags, each once with its last value.
-
-    tyro reads a flag of the default part as choosing it, so a later choice of another part would conflict; moving
-    choices first lets them go anywhere on the command line. An argument in a flag's value position stays a value.
-    """
-    choices = {
+def _part_choices(argv: list[str], config: TrainerConfig) -> set[int]:
+    """Positions of the part choices in the arguments; an argument in a flag's value position stays a value."""
+    return {
         index
         for index, arg in enumerate(argv[1:], start=1)
         if (match := PART_CHOICE.match(arg))
         and dataclasses.is_dataclass(_field_at(config, match.group(1)))
         and not _takes_a_value(config, argv[index - 1])
     }
+
+
+def checked_part_choices(argv: list[str], config: TrainerConfig) -> list[str]:
+    """The arguments without choices of a field's only fitting part (tyro offers no choice there); a registered part
+    chosen for a field it cannot work in gets the start-up check's message, naming the parts that can, rather than
+    tyro's unknown choice: the command line offers each field only the parts that fit it."""
+    redundant = set()
+    for index in _part_choices(argv, config):
+        path, name = argv[index].rsplit(":", 1)
+        path = path.replace("-", "_")
+        head, _, field_name = path.rpartition(".")
+        slot = part_slots(type(_field_at(config, head))).get(field_name)
+        chosen = implementations(slot.base).get(name) if slot is not None else None
+        if chosen is not None:
+            slot.check(path, chosen)
+            if list(slot.fitting().values()) == [chosen]:
+                redundant.add(index)
+    return [argument for index, argument in enumerate(argv) if index not in redundant]
+
+
+def normalise_arguments(argv: list[str], config: TrainerConfig) -> list[str]:
+    """The method, every part choice (in order), then the flags, each once with its last value.
+
+    tyro reads a flag of the default part as choosing it, so a later choice of another part would conflict; moving
+    choices first lets them go anywhere on the command line.
+    """
+    choices = _part_choices(argv, config)
     rest = [arg for index, arg in enumerate(argv) if index > 0 and index not in choices]
     return [argv[0], *(argv[index] for index in sorted(choices)), *_last_of_each_flag(rest)]
 
@@ -207,10 +246,15 @@ def parse_args(argv: list[str], registry: Registry) -> TrainerConfig:
     if not defaults:
         raise NerfkitError("no methods are registered", hint="reinstall nerfkit: pip install -e .")
     if method is not None:
-        argv = normalise_arguments([method, *nerfstudio_spellings(argv[1:], defaults[method])], defaults[method])
+        argv = checked_part_choices([method, *nerfstudio_spellings(argv[1:], defaults[method])], defaults[method])
+        argv = normalise_arguments(argv, defaults[method])
     descriptions = {name: spec.description for name, spec in registry.methods.items()}
     subcommands = tyro.extras.subcommand_type_from_defaults(defaults, descriptions)
-    return tyro.cli(subcommands, args=argv, prog="kit-train", config=(tyro.conf.CascadeSubcommandArgs,))
+    config = tyro.cli(
+        subcommands, args=argv, prog="kit-train", description=USAGE, config=(tyro.conf.CascadeSubcommandArgs,)
+    )
+    check_ranges(config)
+    return config
 
 
 def config_as_yaml(config: TrainerConfig) -> str:
@@ -278,15 +322,23 @@ def train_rank(rank: Rank, config: TrainerConfig) -> int:
     return train(config, rank=rank)
 
 
+def run_folder_flag(config: TrainerConfig) -> tuple[str, Path]:
+    """The flag, with its value, that decides where the run is written, for errors about that folder."""
+    candidates = (("--resume", config.resume), ("--run-dir", config.run_dir), ("--output-dir", config.output_dir))
+    return next((flag, value) for flag, value in candidates if value is not None)
+
+
 def launch_training(config: TrainerConfig, debug: bool = False, worker: Worker = train_rank) -> int:
     """Runs worker(rank, config) in this process, or in one process per device (--machine.num-devices), or as a
     torchrun rank.
 
     The run folder is fixed here, before any process starts, so that every rank agrees on it (its timestamp), and
-    the chosen parts are checked here, so a bad choice is one error rather than one per rank."""
+    the chosen parts and the run folder are checked here, so a bad choice is one error rather than one per rank."""
     config.pipeline.model.check_parts("pipeline.model")
     quiet = (torchrun_rank() or SINGLE_PROCESS).rank != 0
+    flag, value = run_folder_flag(config)
     config = prepare_run_config(with_builtin_scene_if_no_data(config, Console(quiet=quiet)))
+    check_writable_folder(config.run_dir, flag, value)
     device = resolve_device(config.machine.device_type, 0)
     return launch(worker, config.machine, device, config, checkpoint_dir=config.get_checkpoint_dir(), debug=debug)
 

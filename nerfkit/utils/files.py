@@ -1,4 +1,5 @@
-"""Writing files so that an interrupted or failed write never leaves a truncated file behind.
+"""Writing files: folders checked before the work whose output they receive, and writes that an interruption or
+failure never leaves truncated.
 
 A failed write (a full disk, a file size limit, a read-only folder) is one `NerfkitError` naming the file and, when
 space ran out, how much the write needed and how much is free; the partial temporary file is removed, so the disk is
@@ -112,6 +113,23 @@ def atomic_output(path: Path) -> Iterator[IO[bytes]]:
 def write_bytes_atomically(path: Path, data: bytes) -> None:
     with written_atomically(path, len(data)) as temporary:
         temporary.write_bytes(data)
+
+
+def check_writable_folder(folder: Path, flag: str, value: Path) -> None:
+    """The folder, or the nearest one on its way that exists (the rest is created), must be a folder this user can
+    write in; checked before the work whose output it receives."""
+    absolute = folder.absolute()
+    try:
+        existing = next(path for path in (absolute, *absolute.parents) if path.exists())
+    except PermissionError:
+        raise NerfkitError(
+            f"{flag} {value}: a folder on the way to {absolute} denies access",
+            hint="choose a folder you can write to",
+        ) from None
+    if not existing.is_dir():
+        raise NerfkitError(f"{flag} {value}: {existing} is not a folder", hint="choose a path inside a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise NerfkitError(f"{flag} {value}: {existing} is not writable", hint="choose a folder you can write to")
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

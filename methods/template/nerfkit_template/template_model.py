@@ -9,6 +9,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from nerfkit.configs.base_config import Target
+from nerfkit.configs.ranges import NonNegative
 from nerfkit.models.vanilla_nerf import NeRFModel, VanillaModelConfig
 
 
@@ -18,7 +19,7 @@ class TemplateModelConfig(VanillaModelConfig):
 
     _target: Target = field(default_factory=lambda: TemplateModel)
     """The class that `setup()` builds."""
-    accumulation_entropy_mult: float = 1e-3
+    accumulation_entropy_mult: NonNegative = 1e-3
     """Weight of a loss pushing each ray's opacity to 0 or 1, which clears semi-transparent haze (0: off)."""
 
 

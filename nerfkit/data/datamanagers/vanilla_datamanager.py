@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from nerfkit.cameras.cameras import Cameras
 from nerfkit.cameras.rays import RayBundle
 from nerfkit.configs.base_config import InstantiateConfig, Target
+from nerfkit.configs.ranges import Count
 from nerfkit.data.dataparsers.scene_dataparser import SceneDataParserConfig
 from nerfkit.data.datasets import InputDataset
 
@@ -27,9 +28,9 @@ class VanillaDataManagerConfig(InstantiateConfig):
     """Folder of the dataset; overrides the dataparser's."""
     dataparser: SceneDataParserConfig = field(default_factory=SceneDataParserConfig)
     """Reads the dataset's files, in whichever supported format they are."""
-    train_num_rays_per_batch: int = 1024
+    train_num_rays_per_batch: Count = 1024
     """Rays per training batch."""
-    eval_num_rays_per_batch: int = 1024
+    eval_num_rays_per_batch: Count = 1024
     """Rays per evaluation batch."""
     eval_split: Literal["val", "test"] = "val"
     """Split used for evaluation."""

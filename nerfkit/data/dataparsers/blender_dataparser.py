@@ -14,6 +14,7 @@ from torch import Tensor
 from nerfkit.cameras.cameras import Cameras
 from nerfkit.data.dataparsers.capture import Capture, CaptureFrame, Split
 from nerfkit.data.dataparsers.transforms_json import (
+    check_depth_file,
     frame_image_path,
     frame_list,
     frame_pose,
@@ -80,6 +81,7 @@ def read_blender_capture(data: Path) -> Capture:
         split_indices[split] = list(range(len(frames), len(frames) + len(image_filenames)))
         for index, (frame, image_path) in enumerate(zip(meta["frames"], image_filenames, strict=True)):
             pose = np.array(frame_pose(frame, index, transforms_path), dtype=np.float64)
+            check_depth_file(data, frame, index, transforms_path)
             frames.append(CaptureFrame(image_path, pose, focal, focal, width / 2, height / 2, width, height))
     return Capture(
         frames=frames,

@@ -12,6 +12,7 @@ import numpy as np
 from nerfkit.cameras.distortion import CAMERA_MODELS
 from nerfkit.data.dataparsers.capture import Capture, CaptureFrame, Split
 from nerfkit.data.dataparsers.transforms_json import (
+    check_depth_file,
     existing_image,
     frame_file_path,
     frame_list,
@@ -123,10 +124,13 @@ def read_nerfstudio_capture(data: Path) -> Capture:
     path = data / "transforms.json"
     meta = load_json_object(path, FORMAT_HINT)
     camera_model = _camera_model(meta, path)
+    raw_frames = frame_list(meta, path, FORMAT_HINT)
     frames = sorted(
-        (_read_frame(frame, meta, index, path) for index, frame in enumerate(frame_list(meta, path, FORMAT_HINT))),
+        (_read_frame(frame, meta, index, path) for index, frame in enumerate(raw_frames)),
         key=lambda frame: frame.file_path,
     )
+    for index, frame in enumerate(raw_frames):
+        check_depth_file(data, frame, index, path)
     capture_frames = [
         CaptureFrame(
             image_path=existing_image(data / frame.file_path, frame.index, path),

@@ -18,6 +18,7 @@ import torch
 
 from nerfkit.cameras.cameras import Cameras
 from nerfkit.configs.base_config import Target
+from nerfkit.configs.ranges import Count, Fraction, Positive, ranged
 from nerfkit.data.dataparsers.base_dataparser import DataParser, DataParserConfig, DataparserOutputs
 from nerfkit.data.dataparsers.blender_dataparser import looks_like_blender, read_blender_capture
 from nerfkit.data.dataparsers.capture import Capture, CaptureFrame, Split
@@ -71,7 +72,7 @@ class SceneDataParserConfig(DataParserConfig):
     """Folder of the dataset (None: the built-in scene)."""
     format: Literal["auto", "blender", "nerfstudio", "colmap", "llff"] = "auto"
     """Dataset format; auto detects it from the files in --data and logs which it found."""
-    downscale_factor: int = 1
+    downscale_factor: Count = 1
     """Divide image width and height by this factor; an images_<factor> folder is used when it exists."""
     orientation_method: Literal["auto", "up", "pca", "none"] = "auto"
     """Rotate the scene so +z is up: mean camera up, or least spread of the cameras (auto: none for Blender, up)."""
@@ -79,19 +80,19 @@ class SceneDataParserConfig(DataParserConfig):
     """Origin at the mean camera position, or the point the cameras look at (auto: none for Blender, poses)."""
     scale_method: Literal["auto", "cameras", "none"] = "auto"
     """Scale so every camera lies in [-1, 1]^3 (auto: none for Blender, cameras)."""
-    scale_factor: float = 1.0
+    scale_factor: Positive = 1.0
     """Extra factor on the scene's scale, after scale_method."""
-    scene_scale: float | None = None
+    scene_scale: ranged(float | None, above=0) = None
     """Half-size of the cube scene box (None: 1.5 for Blender, 1 for other formats)."""
-    near_plane: float | None = None
+    near_plane: ranged(float | None, min=0) = None
     """Distance from the camera where the scene starts (None: the format's, 2 for Blender, 0.05 otherwise)."""
-    far_plane: float | None = None
+    far_plane: ranged(float | None, above=0) = None
     """Distance from the camera where the scene ends (None: the format's, 6 for Blender, past the scene box)."""
     eval_mode: EvalMode = "auto"
     """Eval split: the dataset's own, else every eval_interval-th image; or interval, fraction, list, all."""
-    eval_interval: int = 8
+    eval_interval: Count = 8
     """With eval_mode interval: every eval_interval-th image (from the first, in name order) evaluates."""
-    train_fraction: float = 0.9
+    train_fraction: Fraction = 0.9
     """With eval_mode fraction: this share of the images, spread evenly, trains; the rest evaluate."""
     eval_list: Path | None = None
     """With eval_mode list: text file naming the eval images, one per line; the others train."""
@@ -226,6 +227,19 @@ def prescaled_images(frames: list[CaptureFrame], factor: int) -> list[Path] | No
     return paths if size == expected else None
 
 
+def check_downscaled_size(cameras: Cameras, factor: int, data: Path) -> None:
+    """Refuses a downscale factor that leaves an image without pixels (a 6-pixel side divided by 16)."""
+    scaled = cameras.rescale_output_resolution(1 / factor)
+    if bool((scaled.width >= 1).all() and (scaled.height >= 1).all()):
+        return
+    smallest = int(torch.minimum(cameras.width, cameras.height).min())
+    raise NerfkitError(
+        f"--pipeline.datamanager.dataparser.downscale-factor {factor} leaves the images of {data} without pixels "
+        f"(their smallest side is {smallest} pixels)",
+        hint=f"use a downscale factor of at most {smallest}",
+    )
+
+
 def capture_cameras(
     frames: list[CaptureFrame], poses: np.ndarray, camera_model: str, dtype: torch.dtype = torch.float32
 ) -> Cameras:
@@ -288,6 +302,7 @@ class SceneDataParser(DataParser):
         factor = config.downscale_factor
         if factor < 1:
             raise NerfkitError(f"downscale_factor is {factor!r}.", "Set downscale_factor to a whole number, 1 or more.")
+        check_downscaled_size(cameras, factor, data)
         prescaled = prescaled_images(frames, factor)
         metadata: dict[str, object] = {
             "near_plane": scene.near_plane,

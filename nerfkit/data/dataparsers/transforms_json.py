@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+from PIL import Image
 
 from nerfkit.errors import NerfkitError
 
@@ -18,13 +22,27 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _folder_problem(data: Path) -> tuple[str, str] | None:
+    """What keeps `data` from being read as a dataset folder, and what to do; None when it can be."""
+    point = "Point --data at the dataset folder."
+    readable = "Give your user read access to it (chmod), or point --data at a copy you can read."
+    try:
+        if not data.is_dir():
+            return ("is not a directory" if data.exists() else "does not exist"), point
+    except PermissionError:
+        return "cannot be reached: a folder on its path denies access", readable
+    if not os.access(data, os.R_OK | os.X_OK):
+        return "cannot be read: permission denied", readable
+    return None
+
+
 def check_data_folder(data: Path | None) -> Path:
-    """The dataset folder from the config's `data` field, which must be an existing directory."""
+    """The dataset folder from the config's `data` field, which must be an existing directory this user can read."""
     if data is None:
         raise NerfkitError("No dataset folder is set (field data).", "Point --data at the dataset folder.")
-    if not data.is_dir():
-        problem = "is not a directory" if data.exists() else "does not exist"
-        raise NerfkitError(f"Dataset folder {data} (field data) {problem}.", "Point --data at the dataset folder.")
+    problem = _folder_problem(data)
+    if problem is not None:
+        raise NerfkitError(f"Dataset folder {data} (field data) {problem[0]}.", problem[1])
     return data
 
 
@@ -41,6 +59,8 @@ def load_json_object(path: Path, format_hint: str) -> dict[str, Any]:
         ) from error
     except UnicodeDecodeError as error:
         raise NerfkitError(f"{path} is not valid JSON: it is not UTF-8 text.", format_hint) from error
+    except OSError as error:
+        raise NerfkitError(f"{path} cannot be read: {error.strerror}.", "Check the file's permissions.") from error
     if not isinstance(meta, dict):
         raise NerfkitError(f"{path}: the top level is a {type(meta).__name__}, not an object.", format_hint)
     return meta
@@ -81,6 +101,46 @@ def frame_image_path(data: Path, frame: Any, index: int, transforms_path: Path) 
     if not path.suffix:
         path = path.with_suffix(".png")
     return existing_image(path, index, transforms_path)
+
+
+NPY_MAGIC = b"\x93NUMPY"
+"""The first bytes of every .npy file."""
+DEPTH_HINT = "Restore the depth map, or remove depth_file_path from the frame (nerfkit does not train on depth)."
+
+
+def _depth_map_problem(path: Path) -> str | None:
+    """Why a depth map (a .npy array or an image) cannot be read, from its header and size; None when it can."""
+    try:
+        if path.suffix != ".npy":
+            with Image.open(path) as image:
+                image.verify()
+            return None
+        with path.open("rb") as file:
+            if file.read(len(NPY_MAGIC)) != NPY_MAGIC:
+                return "it is not a NumPy .npy file"
+        depth = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, SyntaxError) as error:
+        return str(error).rstrip(".")
+    if depth.ndim not in (2, 3) or (depth.ndim == 3 and depth.shape[2] != 1) or depth.dtype.kind not in "uif":
+        return f"it holds a {depth.dtype} array of shape {depth.shape}, not a height x width map"
+    return None
+
+
+def check_depth_file(data: Path, frame: dict[str, Any], index: int, transforms_path: Path) -> None:
+    """A frame's `depth_file_path`, when it has one, must name a readable depth map: nerfkit trains on none, but a
+    missing or damaged one means a damaged dataset, which is refused rather than silently used."""
+    name = frame.get("depth_file_path")
+    if name is None:
+        return
+    where = f"frames[{index}].depth_file_path in {transforms_path}"
+    if not isinstance(name, str):
+        raise NerfkitError(f"{where} is {name!r}, not a file path.", DEPTH_HINT)
+    path = data / name
+    if not path.is_file():
+        raise NerfkitError(f"Depth map {path}, named by {where}, not found.", DEPTH_HINT)
+    problem = _depth_map_problem(path)
+    if problem is not None:
+        raise NerfkitError(f"Depth map {path}, named by {where}, cannot be read: {problem}.", DEPTH_HINT)
 
 
 def frame_pose(frame: dict[str, Any], index: int, transforms_path: Path) -> list[list[float]]:
