@@ -44,14 +44,20 @@ def check_output_dir(output_dir: Path, overwrite: bool) -> None:
 
 @contextmanager
 def work_folder(output_dir: Path) -> Iterator[Path]:
-    """An empty <output-dir>/.kit-process-data, removed afterwards whether or not the work succeeded."""
+    """An empty <output-dir>/.kit-process-data, removed afterwards whether or not the work succeeded; an output folder
+    made for it is removed too when the work fails, so a failed run leaves nothing behind."""
+    made = not output_dir.exists()
     work = output_dir / WORK_NAME
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
         yield work
-    finally:
+    except BaseException:
         shutil.rmtree(work, ignore_errors=True)
+        if made and not any(output_dir.iterdir()):
+            output_dir.rmdir()
+        raise
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def pyramid_levels(output_dir: Path) -> list[Path]:

@@ -23,6 +23,7 @@ from rich.console import Console
 from nerfkit.data.datasets import cache_root
 from nerfkit.utils.cli import run_cli
 from nerfkit.utils.downloads import ArchiveSource, SceneSource, install_scene, is_present, resolve_source
+from nerfkit.utils.files import check_writable_folder
 
 GOOGLE_DRIVE = "https://drive.usercontent.google.com/download?id={}&export=download&confirm=t"
 MIPNERF360_URL = "https://storage.googleapis.com/gresearch/refraw360/{}"
@@ -142,6 +143,7 @@ Command = (
 
 def download(config: BlenderDownload | NerfstudioDownload | MipNerf360Download, console: Console) -> Path:
     """Installs the scene unless it is already there; returns its folder."""
+    check_writable_folder(config.output_dir, "--output-dir", config.output_dir)
     destination = config.output_dir / config.dataset / config.scene
     if is_present(destination) and not config.force:
         console.print(f"{destination} already exists and is left as it is (--force replaces it)")

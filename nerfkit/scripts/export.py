@@ -38,7 +38,7 @@ from nerfkit.exporters.files import write_obj, write_ply
 from nerfkit.exporters.mesh import mesh_from_model
 from nerfkit.exporters.point_cloud import point_cloud_from_cameras
 from nerfkit.utils.cli import run_cli
-from nerfkit.utils.files import write_json
+from nerfkit.utils.files import check_writable_folder, write_json
 from nerfkit.utils.progress import work_progress
 
 
@@ -73,6 +73,7 @@ class ExportConfig(ABC):
             )
         if self.output_path.is_dir():
             raise NerfkitError(f"--output-path {self.output_path} is a folder", hint=f"name a {self.suffix()} file")
+        check_writable_folder(self.output_path.parent, "--output-path", self.output_path)
 
     def load(self, console: Console) -> LoadedRun:
         # The cameras do not depend on the weights, so any checkpoint and the CPU do.

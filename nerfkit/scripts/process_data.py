@@ -188,7 +188,15 @@ def run_colmap(config: ProcessDataConfig, stages: Stages, console: Console) -> C
 
 def existing_model(config: ProcessDataConfig) -> ColmapModel:
     """The model --skip-colmap converts, checked against the images it names."""
-    model = read_model(find_model_dir(config.colmap_model_path or config.output_dir))
+    try:
+        model_dir = find_model_dir(config.colmap_model_path or config.output_dir)
+    except NerfkitError as error:
+        raise NerfkitError(
+            f"--skip-colmap: {error.message}",
+            "--skip-colmap converts the model of an earlier kit-process-data run in --output-dir (or "
+            "--colmap-model-path): run without --skip-colmap to make one.",
+        ) from None
+    model = read_model(model_dir)
     images = config.output_dir / "images"
     missing = sorted(image.name for image in model.images.values() if not (images / image.name).is_file())
     if missing:

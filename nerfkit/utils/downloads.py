@@ -306,6 +306,7 @@ def extract_scene(archive: Path, member: str | None, destination: Path, console:
     """Extracts into a hidden sibling folder, then renames it into place: `destination` is never half-written."""
     staging = destination.parent / f".{destination.name}.download"
     shutil.rmtree(staging, ignore_errors=True)
+    made = [folder for folder in (destination.parent, *destination.parent.parents) if not folder.exists()]
     extracted = staging / "extracted"
     extracted.mkdir(parents=True)
     try:
@@ -315,8 +316,13 @@ def extract_scene(archive: Path, member: str | None, destination: Path, console:
         if destination.exists():
             destination.rename(staging / "replaced")
         root.rename(destination)
-    finally:
+    except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        for folder in made:  # deepest first: the folders made for the scene, so a failure leaves none behind
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
 
 
 def is_present(path: Path) -> bool:
