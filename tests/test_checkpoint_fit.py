@@ -11,11 +11,11 @@ from torch import nn
 from nerfkit import __version__
 from nerfkit.engine.checkpoints import load_pipeline_state
 from nerfkit.errors import NerfkitError
-from nerfkit.kernels.mlp import make_mlp
+from nerfkit.kernels.mlp import NetworkMLP
 
 
 def pipeline(width: int) -> nn.Module:
-    return nn.ModuleDict({"field": make_mlp(31, 3, width, 3)})
+    return nn.ModuleDict({"field": NetworkMLP(31, 3, width, 3)})
 
 
 def test_a_shape_mismatch_names_the_tensors_and_shapes(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""make_mlp: one architecture on either backend, with tiny-cuda-nn's activation names and definitions."""
+"""NetworkMLP: one architecture on either backend, with tiny-cuda-nn's activation names and definitions."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 
 from nerfkit.errors import NerfkitError
 from nerfkit.kernels.backends import package_status
-from nerfkit.kernels.mlp import Activation, NetworkMLP, make_mlp, tcnn_network_config
+from nerfkit.kernels.mlp import Activation, NetworkMLP, tcnn_network_config
 
 TCNN_DEFINITIONS: dict[str, Callable[[float], float]] = {
     "None": lambda x: x,
@@ -39,12 +39,12 @@ def identity_layers(mlp: NetworkMLP) -> NetworkMLP:
 
 
 def test_torch_backend_has_tcnns_architecture_with_the_requested_shape() -> None:
-    mlp = make_mlp(in_dim=5, num_layers=3, layer_width=32, out_dim=4)
+    mlp = NetworkMLP(in_dim=5, num_layers=3, layer_width=32, out_dim=4)
     assert isinstance(mlp, NetworkMLP)
     assert [(layer.in_features, layer.out_features) for layer in mlp.layers] == [(5, 32), (32, 32), (32, 4)]
     # Only the first layer has a bias: the ones tiny-cuda-nn pads a 5-wide input with; none for a 16-wide input.
     assert [layer.bias is not None for layer in mlp.layers] == [True, False, False]
-    assert [layer.bias is not None for layer in make_mlp(16, 2, 32, 4).layers] == [False, False]
+    assert [layer.bias is not None for layer in NetworkMLP(16, 2, 32, 4).layers] == [False, False]
     assert mlp(torch.rand(2, 7, 5)).shape == (2, 7, 4)
 
 
@@ -52,20 +52,20 @@ def test_torch_backend_has_tcnns_architecture_with_the_requested_shape() -> None
 def test_activations_follow_tiny_cuda_nns_definitions(name: Activation) -> None:
     x = torch.tensor(POINTS, dtype=torch.float64)[:, None]
     expected = torch.tensor([TCNN_DEFINITIONS[name](p) for p in POINTS], dtype=torch.float64)[:, None]
-    as_output = identity_layers(make_mlp(1, 1, 1, 1, out_activation=name).double())
+    as_output = identity_layers(NetworkMLP(1, 1, 1, 1, out_activation=name).double())
     torch.testing.assert_close(as_output(x), expected)
-    as_hidden = identity_layers(make_mlp(1, 2, 1, 1, activation=name).double())
+    as_hidden = identity_layers(NetworkMLP(1, 2, 1, 1, activation=name).double())
     torch.testing.assert_close(as_hidden(x), expected)
 
 
 def test_sigmoid_output_stays_in_the_unit_interval() -> None:
-    y = make_mlp(3, 2, 16, 3, activation="ReLU", out_activation="Sigmoid")(torch.randn(100, 3) * 10)
+    y = NetworkMLP(3, 2, 16, 3, activation="ReLU", out_activation="Sigmoid")(torch.randn(100, 3) * 10)
     assert ((y > 0) & (y < 1)).all()
 
 
 def test_unknown_activation_is_a_user_error() -> None:
     with pytest.raises(NerfkitError, match="'GELU'"):
-        make_mlp(3, 2, 16, 3, activation="GELU")  # type: ignore[arg-type]
+        NetworkMLP(3, 2, 16, 3, activation="GELU")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -87,7 +87,7 @@ def test_cuda_kernels_without_tiny_cuda_nn_is_a_user_error() -> None:
     if package_status("tinycudann").usable:
         pytest.skip("tiny-cuda-nn is usable here")
     with pytest.raises(NerfkitError, match="tiny-cuda-nn") as raised:
-        make_mlp(3, 2, 64, 4, backend="cuda-kernels")
+        NetworkMLP(3, 2, 64, 4, backend="cuda-kernels")
     assert raised.value.hint is not None and "pip install" in raised.value.hint
 
 
@@ -95,7 +95,7 @@ def test_cuda_kernels_backend_builds_tiny_cuda_nns_network() -> None:
     status = package_status("tinycudann")
     if not status.usable:
         pytest.skip(f"tiny-cuda-nn is not usable here: {status.reason}")
-    mlp = make_mlp(5, 3, 64, 4, out_activation="Sigmoid", backend="cuda-kernels")
+    mlp = NetworkMLP(5, 3, 64, 4, out_activation="Sigmoid", backend="cuda-kernels")
     y = mlp(torch.rand(256, 5, device="cuda")).float()
     assert y.shape == (256, 4)
     assert ((y >= 0) & (y <= 1)).all()
@@ -110,8 +110,8 @@ def test_tiny_cuda_nn_computes_what_the_canonical_layers_compute(
     status = package_status("tinycudann")
     if not status.usable:
         pytest.skip(f"tiny-cuda-nn is not usable here: {status.reason}")
-    fused = make_mlp(in_dim, num_layers, width, out_dim, out_activation="Sigmoid", backend="cuda-kernels").cuda()
-    reference = make_mlp(in_dim, num_layers, width, out_dim, out_activation="Sigmoid").cuda()
+    fused = NetworkMLP(in_dim, num_layers, width, out_dim, out_activation="Sigmoid", backend="cuda-kernels").cuda()
+    reference = NetworkMLP(in_dim, num_layers, width, out_dim, out_activation="Sigmoid").cuda()
     reference.load_state_dict(fused.state_dict())
     x = torch.rand(1000, in_dim, device="cuda")
     torch.testing.assert_close(fused(x).float(), reference(x), atol=2e-3, rtol=1e-2)

@@ -18,7 +18,7 @@ from nerfkit.field_components.encodings import SHEncoding
 from nerfkit.kernels import tcnn
 from nerfkit.kernels.backends import Backends, PackageStatus
 from nerfkit.kernels.hash_encoding import HashEncoding
-from nerfkit.kernels.mlp import NetworkMLP, make_mlp
+from nerfkit.kernels.mlp import NetworkMLP
 from nerfkit.models.base_model import Model
 from nerfkit.models.instant_ngp import InstantNGPModelConfig
 from nerfkit.models.nerfacto import NerfactoModelConfig
@@ -55,7 +55,7 @@ def test_canonical_layers_compute_what_tcnn_computes_from_the_flat_vector(
     in_dim: int, num_layers: int, width: int, out_dim: int
 ) -> None:
     torch.manual_seed(0)
-    mlp = make_mlp(in_dim, num_layers, width, out_dim, activation="ReLU", out_activation="Sigmoid").double()
+    mlp = NetworkMLP(in_dim, num_layers, width, out_dim, activation="ReLU", out_activation="Sigmoid").double()
     x = torch.rand(200, in_dim, dtype=torch.float64)
     torch.testing.assert_close(mlp(x), tcnn_reference(mlp, x, "ReLU", "Sigmoid"), rtol=1e-12, atol=1e-12)
     assert mlp.tcnn_params().numel() == mlp.num_tcnn_params
@@ -65,7 +65,7 @@ def test_canonical_layers_compute_what_tcnn_computes_from_the_flat_vector(
 def test_a_flat_tcnn_vector_loads_into_the_canonical_layers(
     in_dim: int, num_layers: int, width: int, out_dim: int
 ) -> None:
-    mlp = make_mlp(in_dim, num_layers, width, out_dim).double()
+    mlp = NetworkMLP(in_dim, num_layers, width, out_dim).double()
     flat = torch.randn(mlp.num_tcnn_params, dtype=torch.float64)
     network = fake_tinycudann.Network(
         in_dim,
@@ -79,9 +79,9 @@ def test_a_flat_tcnn_vector_loads_into_the_canonical_layers(
 
 def test_seed_sets_the_same_initial_weights_on_both_backends(fake_tcnn: None) -> None:
     torch.manual_seed(7)
-    on_torch = make_mlp(31, 3, 64, 3).state_dict()
+    on_torch = NetworkMLP(31, 3, 64, 3).state_dict()
     torch.manual_seed(7)
-    on_tcnn = make_mlp(31, 3, 64, 3, backend="cuda-kernels").state_dict()
+    on_tcnn = NetworkMLP(31, 3, 64, 3, backend="cuda-kernels").state_dict()
     assert (
         on_torch.keys() == on_tcnn.keys() == {"layers.0.weight", "layers.0.bias", "layers.1.weight", "layers.2.weight"}
     )
@@ -90,8 +90,8 @@ def test_seed_sets_the_same_initial_weights_on_both_backends(fake_tcnn: None) ->
 
 
 def test_tcnn_network_trains_the_canonical_layers(fake_tcnn: None) -> None:
-    mlp = make_mlp(31, 3, 64, 3, out_activation="Sigmoid", backend="cuda-kernels")
-    reference = make_mlp(31, 3, 64, 3, out_activation="Sigmoid")
+    mlp = NetworkMLP(31, 3, 64, 3, out_activation="Sigmoid", backend="cuda-kernels")
+    reference = NetworkMLP(31, 3, 64, 3, out_activation="Sigmoid")
     reference.load_state_dict(mlp.state_dict())
     x = torch.rand(64, 31)
     out = mlp(x)
@@ -102,11 +102,11 @@ def test_tcnn_network_trains_the_canonical_layers(fake_tcnn: None) -> None:
 
 
 def test_checkpoints_of_the_old_flat_tcnn_layout_still_load() -> None:
-    mlp = make_mlp(10, 2, 16, 1)
+    mlp = NetworkMLP(10, 2, 16, 1)
     flat = torch.randn(mlp.num_tcnn_params)
-    fresh = make_mlp(10, 2, 16, 1)
+    fresh = NetworkMLP(10, 2, 16, 1)
     fresh.load_state_dict({"params": flat})
-    expected = make_mlp(10, 2, 16, 1)
+    expected = NetworkMLP(10, 2, 16, 1)
     expected.load_tcnn_params(flat)
     x = torch.rand(8, 10)
     torch.testing.assert_close(fresh(x), expected(x))
@@ -121,7 +121,7 @@ def test_sh_encoding_on_tcnn_has_no_extra_state_and_reads_old_checkpoints(fake_t
 
 
 EMPTY_CASES: dict[str, Callable[[], nn.Module]] = {
-    "mlp": lambda: make_mlp(31, 3, 64, 3, backend="cuda-kernels"),
+    "mlp": lambda: NetworkMLP(31, 3, 64, 3, backend="cuda-kernels"),
     "hash-grid": lambda: HashEncoding(num_levels=2, log2_hashmap_size=8, max_resolution=32, backend="cuda-kernels"),
     "spherical-harmonics": lambda: SHEncoding(4, backend="cuda-kernels"),
 }

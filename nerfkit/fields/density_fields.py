@@ -9,7 +9,7 @@ from nerfkit.field_components.activations import trunc_exp
 from nerfkit.field_components.spatial_distortions import SceneContraction
 from nerfkit.kernels.backends import Backends
 from nerfkit.kernels.hash_encoding import HashEncoding
-from nerfkit.kernels.mlp import make_mlp
+from nerfkit.kernels.mlp import NetworkMLP
 
 
 class HashDensityField(nn.Module):
@@ -41,7 +41,7 @@ class HashDensityField(nn.Module):
             max_resolution=max_resolution,
             backend=backends.hash_encoding,
         )
-        self.mlp = make_mlp(
+        self.mlp = NetworkMLP(
             in_dim=self.encoding.get_out_dim(),
             num_layers=num_layers,
             layer_width=hidden_dim,

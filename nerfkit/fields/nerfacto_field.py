@@ -12,7 +12,7 @@ from nerfkit.field_components.encodings import SHEncoding
 from nerfkit.field_components.spatial_distortions import SceneContraction
 from nerfkit.fields.density_fields import HashDensityField
 from nerfkit.kernels.backends import Backends
-from nerfkit.kernels.mlp import make_mlp
+from nerfkit.kernels.mlp import NetworkMLP
 
 
 class NerfactoField(nn.Module):
@@ -55,7 +55,7 @@ class NerfactoField(nn.Module):
         self.appearance_embedding = AppearanceEmbedding(
             num_images, appearance_embed_dim, use_average_appearance_embedding
         )
-        self.color_mlp = make_mlp(
+        self.color_mlp = NetworkMLP(
             in_dim=self.direction_encoding.get_out_dim() + geo_feat_dim + appearance_embed_dim,
             num_layers=num_layers_color,
             layer_width=hidden_dim_color,

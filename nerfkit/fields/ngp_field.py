@@ -10,7 +10,7 @@ from nerfkit.field_components.activations import trunc_exp
 from nerfkit.field_components.encodings import SHEncoding
 from nerfkit.kernels.backends import Backends
 from nerfkit.kernels.hash_encoding import HashEncoding
-from nerfkit.kernels.mlp import make_mlp
+from nerfkit.kernels.mlp import NetworkMLP
 
 
 class NGPField(nn.Module):
@@ -41,7 +41,7 @@ class NGPField(nn.Module):
             max_resolution=max_resolution,
             backend=backends.hash_encoding,
         )
-        self.density_mlp = make_mlp(
+        self.density_mlp = NetworkMLP(
             in_dim=self.position_encoding.get_out_dim(),
             num_layers=2,
             layer_width=hidden_dim,
@@ -49,7 +49,7 @@ class NGPField(nn.Module):
             backend=backends.mlp,
         )
         self.direction_encoding = SHEncoding(levels=4, backend=backends.hash_encoding)
-        self.color_mlp = make_mlp(
+        self.color_mlp = NetworkMLP(
             in_dim=self.direction_encoding.get_out_dim() + geo_feat_dim,
             num_layers=num_layers_color,
             layer_width=hidden_dim_color,

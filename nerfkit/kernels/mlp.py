@@ -79,7 +79,9 @@ def tcnn_network_config(num_layers: int, layer_width: int, activation: str, out_
 
 
 class NetworkMLP(nn.Module):
-    """tiny-cuda-nn's network architecture, held in one canonical layout whichever backend runs it.
+    """`num_layers` linear layers, `activation` between them and `out_activation` after the last: tiny-cuda-nn's
+    network architecture, held in one canonical layout whichever backend runs it. The cuda-kernels backend returns
+    tiny-cuda-nn's precision (half on most GPUs).
 
     tiny-cuda-nn's networks have no biases, pad the input with ones up to a multiple of 16 columns (so the weights
     of those columns act as one bias of the first layer) and pad the output layer with rows up to a multiple of 16.
@@ -101,6 +103,13 @@ class NetworkMLP(nn.Module):
         backend: Backend = "torch",
     ) -> None:
         super().__init__()
+        for name in (activation, out_activation):
+            if name not in TORCH_ACTIVATIONS:
+                raise NerfkitError(
+                    f"unknown MLP activation {name!r}", hint=f"use one of {', '.join(get_args(Activation))}"
+                )
+        if num_layers < 1:
+            raise NerfkitError(f"an MLP needs at least one layer, got num_layers={num_layers}")
         self.in_dim, self.out_dim = in_dim, out_dim
         self.activation = TORCH_ACTIVATIONS[activation]
         self.out_activation = TORCH_ACTIVATIONS[out_activation]
@@ -195,25 +204,3 @@ class NetworkMLP(nn.Module):
             x = layer(x)
             x = self.activation(x) if index < last else self.out_activation(x)
         return x
-
-
-def make_mlp(
-    in_dim: int,
-    num_layers: int,
-    layer_width: int,
-    out_dim: int,
-    activation: Activation = "ReLU",
-    out_activation: Activation = "None",
-    backend: Backend = "torch",
-) -> NetworkMLP:
-    """`num_layers` linear layers, `activation` between them and `out_activation` after the last, on `backend`.
-
-    The cuda-kernels network returns tiny-cuda-nn's precision (half on most GPUs); the weights are the same on both
-    backends.
-    """
-    for name in (activation, out_activation):
-        if name not in TORCH_ACTIVATIONS:
-            raise NerfkitError(f"unknown MLP activation {name!r}", hint=f"use one of {', '.join(get_args(Activation))}")
-    if num_layers < 1:
-        raise NerfkitError(f"an MLP needs at least one layer, got num_layers={num_layers}")
-    return NetworkMLP(in_dim, num_layers, layer_width, out_dim, activation, out_activation, backend)
