@@ -33,6 +33,7 @@ def vanilla_defaults() -> TrainerConfig:
         (Range(min=1), ">= 1", [1, 10**9], [0, -1, 0.5]),
         (Range(above=0), "> 0", [1e-12, 3.0], [0.0, -1e-9, math.nan, math.inf]),
         (Range(min=0, max=1), "0 to 1", [0, 0.5, 1], [-0.1, 1.1, math.nan]),
+        (Range(above=0, below=180), "> 0 and < 180", [1e-9, 179.5], [0.0, 180, math.inf]),
         (Range(), "finite", [-1e30, 0.0], [math.nan, -math.inf]),
     ],
 )
