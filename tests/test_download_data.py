@@ -324,6 +324,16 @@ def test_wrong_size_fails_before_anything_is_written(
     assert list(cache_dir.iterdir()) == []
 
 
+@pytest.mark.parametrize("size", ["0", "-5"])
+def test_a_size_below_1_is_refused_before_any_request(
+    kit: Kit, server: ArchiveServer, tmp_path: Path, cache_dir: Path, size: str
+) -> None:
+    result = kit(*blender(server, tmp_path / "data", "--size", size))
+    assert_clean_failure(result, f"--size must be >= 1, got {size}")
+    assert server.behaviour.requests == [] and not cache_dir.exists()
+    assert not (tmp_path / "data").exists()
+
+
 def test_missing_file_names_the_url(kit: Kit, server: ArchiveServer, tmp_path: Path, cache_dir: Path) -> None:
     server.behaviour.missing = True
     result = kit(*blender(server, tmp_path / "data"))

@@ -281,11 +281,9 @@ FAILURES = {
     ),
     "unknown-step": (with_flags("--load-step", "7"), r"--load-step 7: no checkpoint.*available steps: 15, 30"),
     "missing-data": (with_flags("--data", "/nonexistent/lego"), r"Dataset folder /nonexistent/lego .*does not exist"),
-    "no-images": (with_flags("--num-images", "0"), r"--num-images 0: it must be at least 1"),
-    "bad-chunk": (
-        with_flags("--eval-num-rays-per-chunk", "-5"),
-        r"--eval-num-rays-per-chunk -5: it must be at least 1",
-    ),
+    "no-images": (with_flags("--num-images", "0"), r"--num-images must be >= 1, got 0"),
+    "bad-chunk": (with_flags("--eval-num-rays-per-chunk", "-5"), r"--eval-num-rays-per-chunk must be >= 1, got -5"),
+    "negative-step": (with_flags("--load-step", "-1"), r"--load-step must be >= 0, got -1"),
     "output-is-a-folder": (output_is_the_run_folder, r"--output-path \S+ is a folder"),
     "output-under-a-file": (output_under_a_file, r"notes\.txt is not a folder"),
 }

@@ -297,12 +297,14 @@ def test_a_missing_run_is_named(tmp_path: Path, export: Export, command: str, su
 
 
 BAD_ARGUMENTS = [
-    (["pointcloud", "--num-points", "0"], "--num-points 0: it must be at least 1"),
-    (["pointcloud", "--num-points", "-5"], "--num-points -5: it must be at least 1"),
-    (["pointcloud", "--num-rays-per-batch", "0"], "--num-rays-per-batch 0: it must be at least 1"),
-    (["pointcloud", "--accumulation-threshold", "1.5"], "--accumulation-threshold 1.5: it must be between 0 and 1"),
-    (["mesh", "--resolution", "1"], "--resolution 1: it must be at least 2"),
-    (["mesh", "--num-points-per-batch", "0"], "--num-points-per-batch 0: it must be at least 1"),
+    (["pointcloud", "--num-points", "0"], "--num-points must be >= 1, got 0"),
+    (["pointcloud", "--num-points", "-5"], "--num-points must be >= 1, got -5"),
+    (["pointcloud", "--num-rays-per-batch", "0"], "--num-rays-per-batch must be >= 1, got 0"),
+    (["pointcloud", "--accumulation-threshold", "1.5"], "--accumulation-threshold must be 0 to 1, got 1.5"),
+    (["pointcloud", "--seed", "-1"], "--seed must be 0 to 4294967295, got -1"),
+    (["mesh", "--resolution", "1"], "--resolution must be >= 2, got 1"),
+    (["mesh", "--num-points-per-batch", "0"], "--num-points-per-batch must be >= 1, got 0"),
+    (["mesh", "--level", "nan"], "--level must be finite, got nan"),
     (["mesh", "--format", "obj", "--output-path", "out.ply"], "--output-path out.ply: this export is written as .obj"),
     (["cameras", "--output-path", "out.txt"], "--output-path out.txt: this export is written as .json"),
 ]

@@ -348,7 +348,12 @@ CASES: dict[str, Case] = {
     ),
     "eval-load-step-missing": Case("kit-eval", with_run("--load-config", "{run}", "--load-step", "7"), ("7",)),
     "eval-num-images-zero": Case(
-        "kit-eval", with_run("--load-config", "{run}", "--num-images", "0"), ("--num-images",)
+        "kit-eval", with_run("--load-config", "{run}", "--num-images", "0"), ("--num-images must be >= 1, got 0",)
+    ),
+    "eval-num-rays-per-chunk-zero": Case(
+        "kit-eval",
+        with_run("--load-config", "{run}", "--eval-num-rays-per-chunk", "0"),
+        ("--eval-num-rays-per-chunk must be >= 1, got 0",),
     ),
     "eval-data-of-no-format": Case(
         "kit-eval",
@@ -387,7 +392,14 @@ CASES: dict[str, Case] = {
         "kit-render", camera_path({**CAMERA_PATH, "camera_path": [keyframe(EYE[:12])] * 2}), ("path.json",)
     ),
     "render-downscale-zero": Case(
-        "kit-render", with_run("orbit", "--load-config", "{run}", "--downscale-factor", "0"), ("--downscale-factor",)
+        "kit-render",
+        with_run("orbit", "--load-config", "{run}", "--downscale-factor", "0"),
+        ("--downscale-factor must be > 0, got 0.0",),
+    ),
+    "render-fps-nan": Case(
+        "kit-render",
+        with_run("orbit", "--load-config", "{run}", "--fps", "nan"),
+        ("--fps must be finite and > 0, got nan",),
     ),
     "render-unknown-path-kind": Case("kit-render", with_run("spiral", "--load-config", "{run}"), ("spiral",), 2),
     # kit-export
@@ -396,10 +408,19 @@ CASES: dict[str, Case] = {
     ),
     "export-no-subcommand": Case("kit-export", lambda b: [], ("pointcloud",), 2),
     "export-num-points-zero": Case(
-        "kit-export", with_run("pointcloud", "--load-config", "{run}", "--num-points", "0"), ("--num-points",)
+        "kit-export",
+        with_run("pointcloud", "--load-config", "{run}", "--num-points", "0"),
+        ("--num-points must be >= 1, got 0",),
     ),
     "export-mesh-resolution-negative": Case(
-        "kit-export", with_run("mesh", "--load-config", "{run}", "--resolution", "-4"), ("--resolution",)
+        "kit-export",
+        with_run("mesh", "--load-config", "{run}", "--resolution", "-4"),
+        ("--resolution must be >= 2, got -4",),
+    ),
+    "export-accumulation-threshold-above-1": Case(
+        "kit-export",
+        with_run("pointcloud", "--load-config", "{run}", "--accumulation-threshold", "1.5"),
+        ("--accumulation-threshold must be 0 to 1, got 1.5",),
     ),
     "export-cameras-truncated-checkpoint": Case(
         "kit-export", run_with_checkpoint(truncated, ["cameras", "--load-config", "{run}"]), ("step-0000000",)
@@ -440,6 +461,11 @@ CASES: dict[str, Case] = {
         "kit-process-data",
         lambda b: ["images", "--data", str(b.photos(3)), "--output-dir", str(b.path("out")), "--skip-colmap"],
         ("--skip-colmap",),
+    ),
+    "process-num-downscales-negative": Case(
+        "kit-process-data",
+        lambda b: ["images", "--data", str(b.photos(3)), "--output-dir", str(b.path("out")), "--num-downscales", "-1"],
+        ("--num-downscales must be >= 0, got -1",),
     ),
     "process-output-is-a-file": Case(
         "kit-process-data",

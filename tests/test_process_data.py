@@ -555,8 +555,9 @@ def test_missing_colmap_program(photos: Path, tmp_path: Path) -> None:
     [
         ([], "--data is required"),
         (["--data", "x", "--colmap-model-path", "m"], "only read with --skip-colmap"),
-        (["--data", "x", "--num-downscales", "-1"], "--num-downscales -1"),
-        (["--data", "x", "--min-registered-fraction", "1.5"], "between 0 and 1"),
+        (["--data", "x", "--num-downscales", "-1"], "--num-downscales must be >= 0, got -1"),
+        (["--data", "x", "--min-registered-fraction", "1.5"], "--min-registered-fraction must be 0 to 1, got 1.5"),
+        (["--data", "x", "--max-image-size", "0"], "--max-image-size must be >= 1, got 0"),
         (["--data", "x", "--matching-method", "vocab_tree"], "needs a vocabulary tree"),
     ],
 )

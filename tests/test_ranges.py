@@ -8,7 +8,7 @@ import math
 import sys
 import types
 import typing
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +20,8 @@ from nerfkit.engine.trainer import TrainerConfig
 from nerfkit.errors import NerfkitError
 from nerfkit.plugins import components
 from nerfkit.plugins.registry import get_registry
+from nerfkit.scripts import download_data, export, process_data, render
+from nerfkit.scripts import eval as kit_eval
 from nerfkit.scripts.train import parse_args
 
 
@@ -33,6 +35,7 @@ def vanilla_defaults() -> TrainerConfig:
         (Range(min=1), ">= 1", [1, 10**9], [0, -1, 0.5]),
         (Range(above=0), "> 0", [1e-12, 3.0], [0.0, -1e-9, math.nan, math.inf]),
         (Range(min=0, max=1), "0 to 1", [0, 0.5, 1], [-0.1, 1.1, math.nan]),
+        (Range(above=0, below=180), "> 0 and < 180", [1e-9, 179.5], [0.0, 180, math.inf]),
         (Range(), "finite", [-1e30, 0.0], [math.nan, -math.inf]),
     ],
 )
@@ -93,10 +96,19 @@ def numeric_fields(cls: type) -> Iterator[str]:
             yield config_field.name
 
 
+def command_config_classes() -> set[type]:
+    """The configs of kit-eval and of every subcommand of kit-render, kit-export, kit-process-data and
+    kit-download-data."""
+    scripts = (render, export, process_data, download_data)
+    subcommands = {typing.get_args(option)[0] for script in scripts for option in typing.get_args(script.Command)}
+    return {kit_eval.EvalConfig, *subcommands}
+
+
 def test_every_numeric_config_field_declares_its_range() -> None:
+    assert {"fov", "num_frames"} <= set(numeric_fields(render.OrbitRender))
     undeclared = [
         f"{cls.__module__}.{cls.__qualname__}.{name}"
-        for cls in config_classes()
+        for cls in config_classes() | command_config_classes()
         for name in numeric_fields(cls)
         if name not in declared_ranges(cls)
     ]
@@ -121,6 +133,26 @@ def test_declared_ranges_are_shown_in_help(capsys: pytest.CaptureFixture[str]) -
         "--pipeline.datamanager.dataparser.train-fraction FLOAT",
     ]:
         assert shown in help_text, shown
+
+
+@pytest.mark.parametrize(
+    ("main", "argv", "shown"),
+    [
+        (kit_eval.main, [], "--num-images {None}|INT Score only the first N images of the split, for a quick look; "
+                            "default all. (>= 1; default: None)"),
+        (render.main, ["orbit"], "(> 0 and < 180; default: None)"),
+        (export.main, ["pointcloud"], "(0 to 1; default: 0.5)"),
+        (process_data.main, ["images"], "(>= 0; default: 3)"),
+        (download_data.main, ["blender"], "--size {None}|INT The archive's expected length in bytes, checked before "
+                                          "and after downloading. (>= 1; default: None)"),
+    ],
+)  # fmt: skip
+def test_commands_show_their_ranges_in_help(
+    main: Callable[[list[str]], int], argv: list[str], shown: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main([*argv, "--help"])
+    assert shown in " ".join(capsys.readouterr().out.replace("│", " ").split())
 
 
 def test_flags_out_of_range_are_refused_when_parsed() -> None:

@@ -163,8 +163,9 @@ def frame_path_json(path: Path) -> Path:
     ("args", "message"),
     [
         (["orbit", "--num-frames", "3", "--seconds", "1"], "--num-frames and --seconds both set the number of frames"),
-        (["orbit", "--downscale-factor", "0"], "--downscale-factor must be positive, not 0.0"),
-        (["orbit", "--fov", "180"], "--fov 180.0 is not between 0 and 180 degrees"),
+        (["orbit", "--downscale-factor", "0"], "--downscale-factor must be > 0, got 0.0"),
+        (["orbit", "--fov", "180"], "--fov must be > 0 and < 180, got 180.0"),
+        (["orbit", "--fps", "inf"], "--fps must be finite and > 0, got inf"),
         (["orbit", "--downscale-factor", "1000"], "--downscale-factor 1000 leaves frames without pixels"),
         (
             ["orbit", "--output-path", "{tmp}/orbit.gif"],

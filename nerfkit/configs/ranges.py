@@ -23,20 +23,21 @@ from nerfkit.errors import NerfkitError
 
 @dataclass(frozen=True)
 class Range:
-    """Bounds of a numeric field, each optional: at least `min`, above `above`, at most `max`. NaN and infinities
-    never fit."""
+    """Bounds of a numeric field, each optional: at least `min`, above `above`, at most `max`, below `below`. NaN
+    and infinities never fit."""
 
     min: float | None = None
     max: float | None = None
     above: float | None = None
+    below: float | None = None
 
     def describe(self) -> str:
-        """The range as --help and errors show it: '>= 1', '> 0', '0 to 1', 'finite'."""
+        """The range as --help and errors show it: '>= 1', '> 0', '0 to 1', '> 0 and < 180', 'finite'."""
         if self.min is not None and self.max is not None:
             return f"{self.min} to {self.max}"
         bounds = [
             f"{sign} {bound}"
-            for sign, bound in ((">=", self.min), (">", self.above), ("<=", self.max))
+            for sign, bound in ((">=", self.min), (">", self.above), ("<=", self.max), ("<", self.below))
             if bound is not None
         ]
         return " and ".join(bounds) or "finite"
@@ -52,6 +53,7 @@ class Range:
             (self.min is None or value >= self.min)
             and (self.above is None or value > self.above)
             and (self.max is None or value <= self.max)
+            and (self.below is None or value < self.below)
         )
 
     def help_hint(self, default: str) -> str:
@@ -59,10 +61,17 @@ class Range:
         return f"({self.describe()}; default: {default})"
 
 
-def ranged(kind: Any, *, min: float | None = None, max: float | None = None, above: float | None = None) -> Any:
+def ranged(
+    kind: Any,
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+) -> Any:
     """The annotation of a numeric field (int, float, either or None, or a tuple of them: each item is checked) with
     its declared range."""
-    bounds = Range(min, max, above)
+    bounds = Range(min, max, above, below)
     return Annotated[kind, bounds, tyro.conf.arg(help_behavior_hint=bounds.help_hint)]
 
 

@@ -20,6 +20,7 @@ from typing import Annotated, ClassVar, Literal
 import tyro
 from rich.console import Console
 
+from nerfkit.configs.ranges import check_ranges, ranged
 from nerfkit.data.datasets import cache_root
 from nerfkit.utils.cli import run_cli
 from nerfkit.utils.downloads import ArchiveSource, SceneSource, install_scene, is_present, resolve_source
@@ -87,7 +88,7 @@ class DownloadConfig:
     """Download the archive from here, not its built-in source or mirror; its built-in size and checksum then lapse."""
     sha256: str | None = None
     """The archive's expected SHA-256; a download that does not match is deleted."""
-    size: int | None = None
+    size: ranged(int | None, min=1) = None
     """The archive's expected length in bytes, checked before and after downloading."""
     force: bool = False
     """Replace the scene folder if it already exists, instead of leaving it alone."""
@@ -157,6 +158,7 @@ def download(config: BlenderDownload | NerfstudioDownload | MipNerf360Download, 
 
 def main(argv: list[str]) -> int:
     config = tyro.cli(Command, args=argv, prog="kit-download-data", description=__doc__)
+    check_ranges(config)
     console = Console(highlight=False, markup=False, soft_wrap=True)
     destination = download(config, console)
     console.print(f"train on it: kit-train {config.method} --data {destination}")

@@ -24,6 +24,7 @@ from PIL import Image
 from rich.console import Console
 from torch import Tensor
 
+from nerfkit.configs.ranges import check_ranges, ranged
 from nerfkit.data.dataparsers.base_dataparser import Split
 from nerfkit.engine.evaluation import (
     ImageCallback,
@@ -50,7 +51,7 @@ class EvalConfig:
     """The run's config.yml (or the run folder), as kit-train printed at the end of training."""
     output_path: Path | None = None
     """Where to write the JSON report; default <run folder>/eval_<split>_step-<step>.json."""
-    load_step: int | None = None
+    load_step: ranged(int | None, min=0) = None
     """Evaluate this step's checkpoint instead of the latest one."""
     split: Split = "test"
     """The split whose images are scored."""
@@ -58,24 +59,14 @@ class EvalConfig:
     """Another dataset folder of the same format to evaluate on, e.g. a held-out set; only --split is read from it."""
     render_output_path: Path | None = None
     """Also save every view as PNG: the rendering, its ground truth and its depth in rgb/, gt/ and depth/ here."""
-    eval_num_rays_per_chunk: int | None = None
+    eval_num_rays_per_chunk: ranged(int | None, min=1) = None
     """Rays rendered at once (default: the run's); lower it if rendering runs out of memory."""
-    num_images: int | None = None
+    num_images: ranged(int | None, min=1) = None
     """Score only the first N images of the split, for a quick look; default all."""
     device_type: Literal["auto", "cpu", "cuda"] = "auto"
     """Where to render; auto takes the GPU when torch sees one."""
     debug: bool = False
     """Show the full traceback of errors (NERFKIT_DEBUG=1 does too)."""
-
-
-def check_numbers(config: EvalConfig) -> None:
-    """Rejects counts that tyro's types let through, before anything is loaded."""
-    for flag, value in (
-        ("--eval-num-rays-per-chunk", config.eval_num_rays_per_chunk),
-        ("--num-images", config.num_images),
-    ):
-        if value is not None and value < 1:
-            raise NerfkitError(f"{flag} {value}: it must be at least 1")
 
 
 def check_outputs(output_path: Path, render_output_path: Path | None) -> None:
@@ -122,7 +113,6 @@ def summary(report: dict[str, Any]) -> str:
 
 def evaluate(config: EvalConfig, console: Console) -> Path:
     """Loads, renders and scores; returns where the report was written."""
-    check_numbers(config)
     loaded = load_run(
         config.load_config,
         load_step=config.load_step,
@@ -170,6 +160,7 @@ def evaluate(config: EvalConfig, console: Console) -> Path:
 
 def main(argv: list[str]) -> int:
     config = tyro.cli(EvalConfig, args=argv, prog="kit-eval", description=__doc__)
+    check_ranges(config)
     evaluate(config, Console(highlight=False, markup=False, soft_wrap=True))
     return 0
 

@@ -30,6 +30,7 @@ import tyro
 from jaxtyping import Float
 from rich.console import Console
 
+from nerfkit.configs.ranges import Count, Finite, Fraction, check_ranges, ranged
 from nerfkit.data.dataparsers.scene_normalisation import poses_to_capture_coordinates, to_capture_coordinates
 from nerfkit.engine.run_loading import LoadedRun, load_run
 from nerfkit.errors import NerfkitError
@@ -63,7 +64,7 @@ class ExportConfig(ABC):
         """The file's suffix, which tells viewers its format."""
 
     def check(self) -> None:
-        """Rejects arguments that tyro's types let through, before anything is loaded."""
+        """Rejects an --output-path that could not be written, before anything is loaded."""
         if self.output_path is None:
             return
         if self.output_path.suffix.lower() != self.suffix():
@@ -99,7 +100,7 @@ class ExportConfig(ABC):
 class ModelExport(ExportConfig):
     """What the exports that query the trained model share."""
 
-    load_step: int | None = None
+    load_step: ranged(int | None, min=0) = None
     """Export this step's checkpoint instead of the latest one."""
     device_type: Literal["auto", "cpu", "cuda"] = "auto"
     """Where to run the model; auto takes the GPU when torch sees one."""
@@ -110,35 +111,23 @@ class ModelExport(ExportConfig):
         return load_run(self.load_config, load_step=self.load_step, device_type=self.device_type, console=console)
 
 
-def check_at_least(flag: str, value: int, minimum: int) -> None:
-    if value < minimum:
-        raise NerfkitError(f"{flag} {value}: it must be at least {minimum}")
-
-
 @dataclass
 class PointCloudExport(ModelExport):
     """A coloured point cloud (PLY) from rays through the training pixels."""
 
-    num_points: int = 1_000_000
+    num_points: Count = 1_000_000
     """Points to write: a random sample of those that pass; fewer when not that many pass."""
-    accumulation_threshold: float = 0.5
+    accumulation_threshold: Fraction = 0.5
     """Keep only rays at least this opaque (accumulation in [0, 1]); lower keeps fainter matter and more floaters."""
-    num_rays_per_batch: int = 32768
+    num_rays_per_batch: Count = 32768
     """Rays rendered at once; lower it if rendering runs out of memory."""
-    seed: int = 0
+    seed: ranged(int, min=0, max=2**32 - 1) = 0
     """Seed of the random order of the pixels, hence of which points are kept."""
 
     stem: ClassVar[str] = "pointcloud"
 
     def suffix(self) -> str:
         return ".ply"
-
-    def check(self) -> None:
-        super().check()
-        check_at_least("--num-points", self.num_points, 1)
-        check_at_least("--num-rays-per-batch", self.num_rays_per_batch, 1)
-        if not 0.0 <= self.accumulation_threshold <= 1.0:
-            raise NerfkitError(f"--accumulation-threshold {self.accumulation_threshold}: it must be between 0 and 1")
 
     def export(self, run: LoadedRun, path: Path, console: Console) -> str:
         datamanager = run.pipeline.datamanager
@@ -169,24 +158,19 @@ class PointCloudExport(ModelExport):
 class MeshExport(ModelExport):
     """A coloured triangle mesh (PLY or OBJ) of the surface where the density crosses a level."""
 
-    resolution: int = 256
+    resolution: ranged(int, min=2) = 256
     """Grid points along each side of the scene box; the cost grows with its cube."""
-    level: float = 25.0
+    level: Finite = 25.0
     """The density (per scene unit) of the surface: higher keeps only denser matter, lower wraps faint haze too."""
     format: Literal["ply", "obj"] = "ply"
     """File format: PLY (binary unless --ascii) or OBJ (text, with `v x y z r g b` vertex colours)."""
-    num_points_per_batch: int = 65536
+    num_points_per_batch: Count = 65536
     """Points whose density or colour is queried at once; lower it if querying runs out of memory."""
 
     stem: ClassVar[str] = "mesh"
 
     def suffix(self) -> str:
         return f".{self.format}"
-
-    def check(self) -> None:
-        super().check()
-        check_at_least("--resolution", self.resolution, 2)
-        check_at_least("--num-points-per-batch", self.num_points_per_batch, 1)
 
     def export(self, run: LoadedRun, path: Path, console: Console) -> str:
         with work_progress(console) as progress:
@@ -240,6 +224,7 @@ Command = (
 
 def main(argv: list[str]) -> int:
     config = tyro.cli(Command, args=argv, prog="kit-export", description=__doc__)
+    check_ranges(config)
     config.check()
     console = Console(highlight=False, markup=False, soft_wrap=True)
     run = config.load(Console(stderr=True))

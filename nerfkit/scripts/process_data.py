@@ -24,6 +24,7 @@ from typing import Annotated, Any
 import tyro
 from rich.console import Console
 
+from nerfkit.configs.ranges import Count, Fraction, NonNegativeInt, check_ranges
 from nerfkit.data.colmap_model import ColmapModel, find_model_dir, read_model
 from nerfkit.errors import NerfkitError
 from nerfkit.process_data.colmap_runner import (
@@ -61,13 +62,13 @@ class ProcessDataConfig(ABC):
     """The COLMAP program for --sfm-tool colmap-binary: a name on PATH or a path."""
     gpu: bool = False
     """Extract and match features on the GPU (needs COLMAP built with CUDA)."""
-    max_image_size: int = 3200
+    max_image_size: Count = 3200
     """Longest side, in pixels, that images are shrunk to for feature extraction (COLMAP's default); lower is faster."""
     vocab_tree_path: Path | None = None
     """The vocabulary tree file for --matching-method vocab_tree."""
-    num_downscales: int = 3
+    num_downscales: NonNegativeInt = 3
     """Write images_2/, images_4/, ... up to images_{2^n}/ for training at lower resolution."""
-    min_registered_fraction: float = 0.5
+    min_registered_fraction: Fraction = 0.5
     """Fail when COLMAP registers fewer than this fraction of the images."""
     skip_colmap: bool = False
     """Reuse the model and images/ of an earlier run; rewrite only transforms.json, sparse_pc.ply, images_N/."""
@@ -94,12 +95,6 @@ class ProcessDataConfig(ABC):
             raise NerfkitError("--data is required (unless --skip-colmap).", "Give the images' folder or the video.")
         if self.colmap_model_path is not None and not self.skip_colmap:
             raise NerfkitError("--colmap-model-path is only read with --skip-colmap.", "Add --skip-colmap, or drop it.")
-        if self.num_downscales < 0:
-            raise NerfkitError(f"--num-downscales {self.num_downscales}: it must be 0 or more.")
-        if self.max_image_size < 1:
-            raise NerfkitError(f"--max-image-size {self.max_image_size}: it must be at least 1.")
-        if not 0.0 <= self.min_registered_fraction <= 1.0:
-            raise NerfkitError(f"--min-registered-fraction {self.min_registered_fraction}: it must be between 0 and 1.")
 
     def sfm_settings(self) -> SfmSettings:
         return SfmSettings(
@@ -136,14 +131,9 @@ class VideoConfig(ProcessDataConfig):
 
     data: Path | None = None
     """The video file, anything ffmpeg reads: mp4, mov, ... (required unless --skip-colmap)."""
-    num_frames_target: int = 300
+    num_frames_target: Count = 300
     """How many frames to take, evenly spaced (all of them if the video has fewer)."""
     matching_method: MatchingMethod = "sequential"
-
-    def check(self) -> None:
-        super().check()
-        if self.num_frames_target < 1:
-            raise NerfkitError(f"--num-frames-target {self.num_frames_target}: it must be at least 1.")
 
     def inputs(self, data: Path) -> int:
         return count_frames(data)
@@ -221,6 +211,7 @@ def write_pyramid(output_dir: Path, file_paths: Sequence[str], num_downscales: i
 
 def main(argv: list[str]) -> int:
     config = tyro.cli(Command, args=argv, prog="kit-process-data", description=__doc__)
+    check_ranges(config)
     config.check()
     check_output_dir(config.output_dir, config.overwrite)
     console = Console(highlight=False, markup=False, soft_wrap=True)

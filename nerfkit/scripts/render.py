@@ -41,6 +41,7 @@ from nerfkit.cameras.camera_paths import (
     read_camera_path,
 )
 from nerfkit.cameras.cameras import Cameras
+from nerfkit.configs.ranges import Positive, check_ranges, ranged
 from nerfkit.data.datamanagers.vanilla_datamanager import VanillaDataManager
 from nerfkit.engine.run_loading import load_run
 from nerfkit.errors import NerfkitError
@@ -70,35 +71,32 @@ class RenderConfig:
 
     load_config: Path
     """The run's config.yml, or the run folder."""
-    load_step: int | None = None
+    load_step: ranged(int | None, min=0) = None
     """Render this checkpoint step; default the latest."""
     output_path: Path | None = None
     """A .mp4 video, or a folder for PNG frames; default <run folder>/renders/<subcommand>.mp4."""
     rendered_output_names: tuple[str, ...] = ("rgb",)
     """Model outputs to render (rgb, depth, accumulation, ...); several go side by side."""
-    downscale_factor: float = 1.0
+    downscale_factor: Positive = 1.0
     """Divide the path's resolution by this (2 renders a quarter of the pixels)."""
-    fps: float | None = None
+    fps: ranged(float | None, above=0) = None
     """Frames per second of the video; default 24, or the camera-path file's."""
-    seconds: float | None = None
+    seconds: ranged(float | None, above=0) = None
     """Length of the video; sets the number of frames with --fps."""
-    depth_near: float | None = None
+    depth_near: ranged(float | None, min=0) = None
     """Depth shown at the low end of the colour map; default each frame's nearest opaque depth."""
-    depth_far: float | None = None
+    depth_far: ranged(float | None, min=0) = None
     """Depth shown at the high end of the colour map; default each frame's farthest opaque depth."""
     device_type: Literal["auto", "cpu", "cuda"] = "auto"
     """Where to render; auto picks CUDA when torch sees a GPU."""
-    eval_num_rays_per_chunk: int | None = None
+    eval_num_rays_per_chunk: ranged(int | None, min=1) = None
     """Rays rendered at once; lower it if rendering runs out of memory. Default the run's."""
 
     name: ClassVar[str]
     """The subcommand; it names the default output file."""
 
     def check(self) -> None:
-        """Rejects bad flags before the run loads, so a typo costs no loading time."""
-        _require_positive(self.downscale_factor, "--downscale-factor")
-        _require_positive(self.fps, "--fps")
-        _require_positive(self.seconds, "--seconds")
+        """Rejects what the declared ranges cannot, before the run loads, so a typo costs no loading time."""
         if not self.rendered_output_names:
             raise NerfkitError("--rendered-output-names is empty", hint="name at least one output, e.g. rgb")
 
@@ -111,23 +109,16 @@ class RenderConfig:
 class OrbitRender(RenderConfig):
     """One turn around the scene centre, looking at it."""
 
-    radius: float | None = None
+    radius: ranged(float | None, above=0) = None
     """Distance from the vertical axis through the centre; default the training cameras' mean."""
-    height: float | None = None
+    height: ranged(float | None) = None
     """Height above the centre; default the training cameras' mean."""
-    num_frames: int | None = None
+    num_frames: ranged(int | None, min=1) = None
     """Frames in the turn; default --fps x --seconds (5 seconds)."""
-    fov: float | None = None
+    fov: ranged(float | None, above=0, below=180) = None
     """Vertical field of view in degrees; default the first training camera's."""
 
     name: ClassVar[str] = "orbit"
-
-    def check(self) -> None:
-        super().check()
-        _require_positive(self.radius, "--radius")
-        _require_positive(self.num_frames, "--num-frames")
-        if self.fov is not None and not 0 < self.fov < 180:
-            raise NerfkitError(f"--fov {self.fov} is not between 0 and 180 degrees")
 
     def path(self, pipeline: VanillaPipeline) -> tuple[Cameras, float]:
         train = pipeline.datamanager.train_dataset.cameras.to("cpu")
@@ -150,14 +141,10 @@ class InterpolateRender(RenderConfig):
 
     split: Literal["train", "val", "test"] = "train"
     """Whose cameras to pass through."""
-    frames_per_transition: int | None = None
+    frames_per_transition: ranged(int | None, min=1) = None
     """Frames from one camera to the next; default 10, or spread over --seconds."""
 
     name: ClassVar[str] = "interpolate"
-
-    def check(self) -> None:
-        super().check()
-        _require_positive(self.frames_per_transition, "--frames-per-transition")
 
     def path(self, pipeline: VanillaPipeline) -> tuple[Cameras, float]:
         cameras = split_cameras(pipeline.datamanager, self.split).to("cpu")
@@ -216,11 +203,6 @@ Command = (
     | Annotated[InterpolateRender, tyro.conf.subcommand("interpolate")]
     | Annotated[CameraPathRender, tyro.conf.subcommand("camera-path")]
 )
-
-
-def _require_positive(value: float | None, flag: str) -> None:
-    if value is not None and not value > 0:
-        raise NerfkitError(f"{flag} must be positive, not {value}")
 
 
 def _frames(frames: int | None, frames_flag: str, seconds: float | None, fps: float, default: int) -> int:
@@ -385,6 +367,7 @@ def render(config: RenderConfig, console: Console) -> Path:
 
 def main(argv: list[str]) -> int:
     config = tyro.cli(Command, args=argv, prog="kit-render", description=__doc__)
+    check_ranges(config)
     render(config, Console(highlight=False, soft_wrap=True))
     return 0
 
