@@ -19,6 +19,7 @@ from kit_flags import TINY_MODEL, TINY_NGP_MODEL
 from rich.console import Console
 
 from nerfkit.configs.base_config import MachineConfig
+from nerfkit.configs.ranges import check_ranges
 from nerfkit.engine.checkpoints import list_checkpoints, load_checkpoint
 from nerfkit.engine.distributed import Rank, check_machine, launch
 from nerfkit.engine.trainer import TrainerConfig
@@ -235,13 +236,17 @@ def test_a_single_process_checkpoint_continues_in_two_ranks(runs: Callable[..., 
     [
         ({"num_machines": 2}, "needs the address of machine 0"),
         ({"num_machines": 2, "machine_rank": 2, "dist_url": "tcp://10.0.0.1:29500"}, "outside 0..1"),
-        ({"num_devices": 0}, "must both be at least 1"),
         ({"num_devices": 2, "dist_backend": "nccl"}, "nccl needs CUDA devices"),
     ],
 )
 def test_impossible_settings_are_clear_errors(settings: dict, message: str) -> None:
     with pytest.raises(NerfkitError, match=message):
         check_machine(MachineConfig(**settings), torch.device("cpu"))
+
+
+def test_machine_counts_and_timeout_are_checked_by_their_ranges() -> None:
+    with pytest.raises(NerfkitError, match="--num-devices must be >= 1, got 0.*--dist-timeout must be > 0"):
+        check_ranges(MachineConfig(num_devices=0, dist_timeout=-1.0))
 
 
 def test_more_processes_than_gpus_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

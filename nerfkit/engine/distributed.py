@@ -85,12 +85,8 @@ def torchrun_rank() -> Rank | None:
 
 
 def check_machine(machine: MachineConfig, device: torch.device) -> None:
-    """Settings that cannot work, caught before any process starts."""
-    if machine.num_devices < 1 or machine.num_machines < 1:
-        raise NerfkitError(
-            f"--machine.num-devices {machine.num_devices} and --machine.num-machines {machine.num_machines} "
-            "must both be at least 1"
-        )
+    """Settings that cannot work together, caught before any process starts (each one's range is checked at
+    parse time)."""
     if not 0 <= machine.machine_rank < machine.num_machines:
         raise NerfkitError(
             f"--machine.machine-rank {machine.machine_rank} is outside 0..{machine.num_machines - 1}",
@@ -101,8 +97,6 @@ def check_machine(machine: MachineConfig, device: torch.device) -> None:
             f"--machine.num-machines {machine.num_machines} needs the address of machine 0",
             hint="pass --machine.dist-url tcp://HOST:PORT (machine 0's address and a free port) on every machine",
         )
-    if machine.dist_timeout <= 0:
-        raise NerfkitError(f"--machine.dist-timeout {machine.dist_timeout} must be positive (seconds)")
     if device.type == "cuda" and machine.num_devices > torch.cuda.device_count():
         raise NerfkitError(
             f"--machine.num-devices {machine.num_devices}, but torch sees {torch.cuda.device_count()} CUDA devices",
