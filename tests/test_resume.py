@@ -114,6 +114,17 @@ def test_resume_continues_exactly(
 
 
 @pytest.mark.parametrize("method", list(METHOD_FLAGS))
+def test_a_second_run_repeats_the_first(
+    method: str, straight_runs: Callable[[str], Path], lego_dir: Path, tmp_path: Path
+) -> None:
+    """Seeded training gives the same figures on every run on one machine with the same thread count; across
+    machines they also depend on the vector instructions ATen picks (README, "Reproducibility")."""
+    kit_train(method, "--data", str(lego_dir), "--run-dir", str(tmp_path), "--max-num-iterations", "12",
+              *METHOD_FLAGS[method])  # fmt: skip
+    assert_same_training(tmp_path, straight_runs(method))
+
+
+@pytest.mark.parametrize("method", list(METHOD_FLAGS))
 def test_load_dir_continues_exactly_in_a_new_run(
     method: str, straight_runs: Callable[[str], Path], lego_dir: Path, tmp_path: Path
 ) -> None:
