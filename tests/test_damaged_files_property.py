@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,11 @@ JSON_VALUES = st.recursive(
 )
 """Any value JSON or YAML can hold, NaN, infinities and huge integers included."""
 
-PROFILE = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+PROFILE = settings(
+    max_examples=80, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+"""Fixed examples, so CI never fails on a draw it has not seen before; 800 random examples per test found nothing
+more after the two fixes (a list as method_name or as a part's type)."""
 
 
 def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -92,24 +98,37 @@ def _loads_or_says_why(read: Any, *args: Any) -> None:
         pass
 
 
-@PROFILE
-@given(document=damaged(NERFSTUDIO))
-def test_a_damaged_nerfstudio_transforms_json(document: Any) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        root = Path(folder)
-        _images(root / "images", ["frame_0.png", "frame_1.png"])
-        (root / "transforms.json").write_text(json.dumps(document))
-        _loads_or_says_why(read_nerfstudio_capture, root)
+@dataclass(frozen=True)
+class TransformsFormat:
+    """A format's transforms file, the images its valid document names, and its reader."""
+
+    document: dict[str, Any]
+    file_name: str
+    image_folder: str
+    image_names: tuple[str, ...]
+    read: Callable[[Path], object]
+
+
+FORMATS = {
+    "nerfstudio": TransformsFormat(
+        NERFSTUDIO, "transforms.json", "images", ("frame_0.png", "frame_1.png"), read_nerfstudio_capture
+    ),
+    "blender": TransformsFormat(
+        BLENDER, "transforms_train.json", "train", ("r_0.png", "r_1.png"), read_blender_capture
+    ),
+}
 
 
 @PROFILE
-@given(document=damaged(BLENDER))
-def test_a_damaged_blender_transforms_json(document: Any) -> None:
+@given(name=st.sampled_from(sorted(FORMATS)), data=st.data())
+def test_a_damaged_transforms_json(name: str, data: st.DataObject) -> None:
+    dataset_format = FORMATS[name]
+    document = data.draw(damaged(dataset_format.document))
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        _images(root / "train", ["r_0.png", "r_1.png"])
-        (root / "transforms_train.json").write_text(json.dumps(document))
-        _loads_or_says_why(read_blender_capture, root)
+        _images(root / dataset_format.image_folder, list(dataset_format.image_names))
+        (root / dataset_format.file_name).write_text(json.dumps(document))
+        _loads_or_says_why(dataset_format.read, root)
 
 
 @PROFILE

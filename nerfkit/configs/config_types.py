@@ -50,7 +50,7 @@ def registered_config_types(base: type) -> dict[str, type]:
 def lookup_config_type(name: str, base: type, where: str) -> type:
     """The registered class called `name`, which must fit a slot declared as `base`."""
     candidates = registered_config_types(base)
-    if name not in candidates:
+    if not isinstance(name, str) or name not in candidates:
         raise NerfkitError(
             f"{where}: unknown type {name!r}",
             hint=f"use one of: {', '.join(candidates) or '(none registered)'}",
