@@ -416,6 +416,25 @@ def test_model_outputs_losses_and_where_gradients_go(random_rays: Callable[..., 
     assert all(g is None for g in interlevel[:num_field]) and all(g is not None for g in interlevel[num_field:])
 
 
+def test_field_takes_one_direction_and_image_per_ray() -> None:
+    """A ray's samples sharing its direction and image (encoded once) get what one per sample gives, with gradients."""
+    field = tiny_model().field
+    generator = torch.Generator().manual_seed(0)
+    positions = torch.randn(5, 7, 3, generator=generator)
+    directions = torch.nn.functional.normalize(torch.randn(5, 1, 3, generator=generator), dim=-1)
+    images = torch.tensor([[0], [2], [1], [1], [0]])
+    per_sample = directions.expand(-1, 7, -1).clone().requires_grad_()
+    per_ray = directions.clone().requires_grad_()
+    expected = field(positions.reshape(-1, 3), per_sample.reshape(-1, 3), images.expand(-1, 7).reshape(-1))
+    actual = field(positions, per_ray, images)
+    for got, want in zip(actual, expected, strict=True):
+        torch.testing.assert_close(got, want.reshape(got.shape))
+    (expected_grad,) = torch.autograd.grad(expected[1].sum(), per_sample)
+    (actual_grad,) = torch.autograd.grad(actual[1].sum(), per_ray)
+    torch.testing.assert_close(actual_grad, expected_grad.sum(dim=1, keepdim=True))
+    torch.testing.assert_close(field(positions, per_ray)[1], field(positions, per_sample)[1])
+
+
 def test_pose_gradients_agree_on_the_fused_and_eager_hash_encodings(
     random_rays: Callable[..., RayBundle], monkeypatch: pytest.MonkeyPatch
 ) -> None:
