@@ -132,6 +132,19 @@ def test_gpu_entries_are_what_kit_train_parses_from_their_flags(harness: ModuleT
         assert {f"instant-ngp-lego-ds1-{combination}", f"instant-ngp-lego-ds1-{combination}-amp"} <= full
 
 
+def test_pose_refinement_pair_differs_in_the_camera_optimizer_alone(harness: ModuleType, tmp_path: Path) -> None:
+    """cpu-nerfacto-poses: nerfacto's registered settings (pose refinement on), and the same with refinement off."""
+    registry = get_registry()
+    on_entry, off_entry = harness.SUITES["cpu-nerfacto-poses"].entries
+    assert replace(off_entry, name=on_entry.name, flags=(), description="") == replace(on_entry, description="")
+    on, off = (
+        parse_args(harness.kit_train_argv(entry, tmp_path), registry).pipeline.model for entry in (on_entry, off_entry)
+    )
+    assert on.camera_optimizer == registry.methods["nerfacto"].config.pipeline.model.camera_optimizer
+    assert on.camera_optimizer.mode == "SO3xR3" and off.camera_optimizer.mode == "off"
+    assert replace(off, camera_optimizer=on.camera_optimizer) == on
+
+
 def test_gpu_entries_say_what_this_machine_lacks(harness: ModuleType) -> None:
     methods = list(get_registry().methods)
 
