@@ -1,6 +1,6 @@
 """benchmarks/run.py: the smoke suite end to end in a subprocess, a two-process entry on the CPU, the GPU suites'
 entries (kit-train parses them; a machine without CUDA skips them with the reason), and the harness's pure parts on
-fakes; benchmarks/gpu_check.sh is valid bash."""
+fakes; benchmarks/gpu_check.sh is valid bash; benchmarks/bench_ab.py end to end on a tiny model."""
 
 from __future__ import annotations
 
@@ -16,12 +16,14 @@ from types import ModuleType, SimpleNamespace
 
 import pytest
 import torch
+from kit_flags import TINY_MODEL
 
 from nerfkit.plugins.registry import get_registry
 from nerfkit.scripts.train import parse_args
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 RUN_PY = BENCHMARKS / "run.py"
+BENCH_AB = BENCHMARKS / "bench_ab.py"
 GPU_SUITES = ("gpu-quick", "gpu")
 
 
@@ -230,3 +232,21 @@ def test_throughput_is_the_median_after_warmup(harness: ModuleType) -> None:
     assert harness.throughput(records, warmup_steps=4)["iters_per_sec"] is None
     sampled = [replace(record, samples=record.rays * 8) for record in records]
     assert harness.throughput(sampled, warmup_steps=1)["train_samples_per_sec"] == 400.0
+
+
+def test_interleaved_ab_end_to_end(lego_dir: Path, lego_cache_dir: Path, tmp_path: Path) -> None:
+    """Two configurations step by step in one process; B halves A's batch, which its step records must show."""
+    output = tmp_path / "ab.json"
+    env = {**os.environ, "NERFKIT_CACHE_DIR": str(lego_cache_dir)}
+    tiny = " ".join(TINY_MODEL)
+    half = f"{tiny} --pipeline.datamanager.train-num-rays-per-batch 32"
+    command = [sys.executable, str(BENCH_AB), "--method", "vanilla-nerf", "--data", str(lego_dir), "--downscale", "8",
+               "--steps", "4", "--warmup", "1", "--a", tiny, "--b", half, "--output", str(output)]  # fmt: skip
+    completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "median over steps of B's step time / A's" in completed.stdout
+    report = json.loads(output.read_text())
+    records = report["steps_seconds_and_rays"]
+    assert [rays for _, rays in records["A"]] == [64] * 4 and [rays for _, rays in records["B"]] == [32] * 4
+    assert report["A"]["mean_rays_per_sec"] > 0 and report["B"]["median_sec_per_iter"] > 0
+    assert report["median_step_ratio_b_over_a"] > 0
