@@ -16,11 +16,13 @@
  *
  * All passes go level by level, like tiny-cuda-nn, so the level being read stays in the shared cache. Table reads
  * are random and mostly miss the private caches, so each point's corners are found LOOKAHEAD points before they are
- * used and prefetched meanwhile (measured: twice as fast as without). The forward pass splits the work into (level,
- * chunk of points) tasks and the position pass into chunks of points, taken dynamically, so a thread slowed by other
- * load does not hold the others at a barrier; a position pass task owns its points' gradients, so it needs no atomics.
- * The parameter pass gives each thread whole levels: levels own disjoint parameter ranges, so it needs no atomics, is
- * deterministic, and zeroes each level's gradient just before accumulating into it, while it is cached.
+ * used and prefetched meanwhile (measured: twice as fast as without). The forward and position passes split the work
+ * into (level, chunk of points) tasks, taken dynamically, so a thread slowed by other load does not hold the others at
+ * a barrier. In the position pass a chunk's tasks run one after another, so a point's gradient needs no atomics and
+ * is summed in level order (measured: 15% to 20% faster than each task taking a chunk's every level, and steadier
+ * under load than a barrier after each level). The parameter pass gives each thread whole levels: levels own disjoint
+ * parameter ranges, so it needs no atomics, is deterministic, and zeroes each level's gradient just before
+ * accumulating into it, while it is cached.
  */
 
 #include <math.h>
@@ -262,25 +264,32 @@ void nerfkit_hash_encode_backward_params(const real *positions, int64_t num_poin
 
 /* grad_positions (num_points x 3): the gradient with respect to the positions given grad_out (the gradient with
  * respect to the output) and params; with tangents, the gradient of the encoding's derivative along each point's
- * tangent, dotted with grad_out. Writes every entry; it need not be zeroed. */
+ * tangent, dotted with grad_out. Writes every entry; it need not be zeroed.
+ *
+ * One task per (level, chunk of points), created level by level; a chunk's tasks depend on one another, so each
+ * point sums its levels in order while other chunks run on (no barrier between levels). */
 void nerfkit_hash_encode_backward_positions(const real *positions, int64_t num_points, const real *params,
                                             const real *grad_out, const Level *levels, int32_t num_levels,
                                             int32_t features, const real *tangents, real *grad_positions,
                                             int32_t num_threads) {
     const int64_t stride = (int64_t)num_levels * features;
     const int64_t num_chunks = (num_points + CHUNK - 1) / CHUNK;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads)
-    for (int64_t chunk = 0; chunk < num_chunks; ++chunk) {
-        const int64_t begin = chunk * CHUNK;
-        const int64_t end = begin + CHUNK < num_points ? begin + CHUNK : num_points;
-        memset(grad_positions + 3 * begin, 0, (size_t)(end - begin) * 3 * sizeof(real));
-        for (int l = 0; l < num_levels; ++l) {
-            const Level level = levels[l];
-            const real *table = params + (int64_t)level.offset * features;
-            const real *level_grad = grad_out + l * features;
-            SPECIALISE(features, tangents,
-                       positions_points(positions, begin, end, &level, table, level_grad, stride, F, T,
-                                        grad_positions));
+    memset(grad_positions, 0, (size_t)num_points * 3 * sizeof(real));
+#pragma omp parallel num_threads(num_threads)
+#pragma omp single
+    for (int l = 0; l < num_levels; ++l) {
+        for (int64_t chunk = 0; chunk < num_chunks; ++chunk) {
+#pragma omp task firstprivate(l, chunk) depend(inout : grad_positions[3 * chunk * CHUNK])
+            {
+                const Level level = levels[l];
+                const int64_t begin = chunk * CHUNK;
+                const int64_t end = begin + CHUNK < num_points ? begin + CHUNK : num_points;
+                const real *table = params + (int64_t)level.offset * features;
+                const real *level_grad = grad_out + l * features;
+                SPECIALISE(features, tangents,
+                           positions_points(positions, begin, end, &level, table, level_grad, stride, F, T,
+                                            grad_positions));
+            }
         }
     }
 }
