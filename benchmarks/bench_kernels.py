@@ -33,17 +33,23 @@ def median_seconds(run: Callable[[], object], repeats: int) -> float:
 
 
 def hash_rows(num_points: int, repeats: int) -> list[dict[str, object]]:
-    """instant-ngp's grid (16 levels, 2 features, 2^19, 16..2048): forward, and forward + backward to the table."""
+    """instant-ngp's grid (16 levels, 2 features, 2^19, 16..2048): forward, and forward + backward to the table, then
+    to the table and the positions (what pose refinement and eikonal losses need)."""
     layout = HashGridLayout.create(16, 2, 19, 16, 2048)
     params = (torch.rand(layout.num_params) * 2e-4 - 1e-4).requires_grad_()
-    points = torch.rand(num_points, 3)
+    fixed = torch.rand(num_points, 3)
+    moving = fixed.clone().requires_grad_()
     rows = []
-    for name, encode in (("eager", lambda: hash_encode_torch(points, params, layout)),
-                         ("fused", lambda: hash_encode(points, params, layout))):  # fmt: skip
-        forward = median_seconds(lambda encode=encode: encode().detach(), repeats)
-        both = median_seconds(lambda encode=encode: encode().sum().backward(), repeats)
-        rows.append({"operation": f"hash encoding, {name}", "items": num_points, "forward_s": forward,
-                     "forward_backward_s": both})  # fmt: skip
+    for name, encode in (("eager", hash_encode_torch), ("fused", hash_encode)):
+        for points, gradients in ((fixed, ""), (moving, ", position gradients")):
+
+            def run(points: torch.Tensor = points, encode: Callable[..., torch.Tensor] = encode) -> torch.Tensor:
+                return encode(points, params, layout)
+
+            forward = median_seconds(lambda run=run: run().detach(), repeats)
+            both = median_seconds(lambda run=run: run().sum().backward(), repeats)
+            rows.append({"operation": f"hash encoding, {name}{gradients}", "items": num_points,
+                         "forward_s": forward, "forward_backward_s": both})  # fmt: skip
     return rows
 
 

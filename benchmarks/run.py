@@ -4,6 +4,7 @@
     python benchmarks/run.py --suite smoke                # under a minute: checks the harness itself
     python benchmarks/run.py --suite cpu-quick            # under 15 minutes on the 2-core CPU of RESULTS.md
     python benchmarks/run.py --suite cpu-nerfacto         # nerfacto on lego: about 10 minutes
+    python benchmarks/run.py --suite cpu-nerfacto-poses   # nerfacto with and without pose refinement: ~3 minutes
     python benchmarks/run.py --suite cpu-full --only vanilla-nerf-small-lego-ds8
     python benchmarks/run.py --suite gpu-quick            # the GPU target and each kernel combination, ~5 minutes
     python benchmarks/run.py --suite gpu                  # lego at 800x800 on CUDA, every combination: ~1 hour
@@ -169,6 +170,29 @@ BACKEND_COMBINATIONS: dict[str, tuple[str, ...]] = {
 NERFACTO_FLAGS = ("--pipeline.model.camera-optimizer.mode", "off")
 """Blender poses are exact, so nerfacto's pose refinement only costs time on lego."""
 
+POSE_REFINEMENT_STEPS = 300
+"""Steps of each `cpu-nerfacto-poses` entry: about a minute each on an idle 2-core machine. Until step 1000 the
+proposal networks are updated on every other step, so both entries time the same mix of steps."""
+
+
+def pose_refinement_entry(refine: bool) -> Entry:
+    """nerfacto with its registered settings (pose refinement on, SO3xR3), or the same with refinement off: the pair
+    whose step times give the cost of refinement (issue 18: at most 1.3 times)."""
+    return Entry(
+        f"nerfacto-lego-ds4-poses-{'on' if refine else 'off'}",
+        "nerfacto",
+        downscale=4,
+        flags=() if refine else NERFACTO_FLAGS,
+        steps=POSE_REFINEMENT_STEPS,
+        wall_seconds=300,
+        warmup_steps=NERFACTO_WARMUP,
+        eval_images=0,
+        timeout_seconds=600,
+        description=f"registered settings{'' if refine else ' with pose refinement off'}, "
+        f"{POSE_REFINEMENT_STEPS} steps (300 s cap), throughput only",
+    )
+
+
 GPU_TARGET_TRAIN_SECONDS = 90.0
 """Issue 15's target: instant-ngp with every CUDA kernel reaches >= 35.5 dB on lego's test views with a training loop
 of at most this long, on one H200-class GPU."""
@@ -333,6 +357,12 @@ SUITES: dict[str, Suite] = {
                     "500 s of process age, then renders all 10 test images at 200x200 (25 s on an idle machine)",
                 ),
             ),
+        ),
+        Suite(
+            "cpu-nerfacto-poses",
+            "the cost of nerfacto's pose refinement on lego at 1/4 scale: registered settings (refinement on), then "
+            "refinement off, 300 steps each, throughput only; about 3 minutes on an idle machine",
+            (pose_refinement_entry(True), pose_refinement_entry(False)),
         ),
         Suite(
             "cpu-full",

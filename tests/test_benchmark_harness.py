@@ -1,6 +1,6 @@
 """benchmarks/run.py: the smoke suite end to end in a subprocess, a two-process entry on the CPU, the GPU suites'
 entries (kit-train parses them; a machine without CUDA skips them with the reason), and the harness's pure parts on
-fakes; benchmarks/gpu_check.sh is valid bash."""
+fakes; benchmarks/gpu_check.sh is valid bash; benchmarks/bench_ab.py end to end on a tiny model."""
 
 from __future__ import annotations
 
@@ -16,12 +16,14 @@ from types import ModuleType, SimpleNamespace
 
 import pytest
 import torch
+from kit_flags import TINY_MODEL
 
 from nerfkit.plugins.registry import get_registry
 from nerfkit.scripts.train import parse_args
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 RUN_PY = BENCHMARKS / "run.py"
+BENCH_AB = BENCHMARKS / "bench_ab.py"
 GPU_SUITES = ("gpu-quick", "gpu")
 
 
@@ -132,6 +134,19 @@ def test_gpu_entries_are_what_kit_train_parses_from_their_flags(harness: ModuleT
         assert {f"instant-ngp-lego-ds1-{combination}", f"instant-ngp-lego-ds1-{combination}-amp"} <= full
 
 
+def test_pose_refinement_pair_differs_in_the_camera_optimizer_alone(harness: ModuleType, tmp_path: Path) -> None:
+    """cpu-nerfacto-poses: nerfacto's registered settings (pose refinement on), and the same with refinement off."""
+    registry = get_registry()
+    on_entry, off_entry = harness.SUITES["cpu-nerfacto-poses"].entries
+    assert replace(off_entry, name=on_entry.name, flags=(), description="") == replace(on_entry, description="")
+    on, off = (
+        parse_args(harness.kit_train_argv(entry, tmp_path), registry).pipeline.model for entry in (on_entry, off_entry)
+    )
+    assert on.camera_optimizer == registry.methods["nerfacto"].config.pipeline.model.camera_optimizer
+    assert on.camera_optimizer.mode == "SO3xR3" and off.camera_optimizer.mode == "off"
+    assert replace(off, camera_optimizer=on.camera_optimizer) == on
+
+
 def test_gpu_entries_say_what_this_machine_lacks(harness: ModuleType) -> None:
     methods = list(get_registry().methods)
 
@@ -217,3 +232,21 @@ def test_throughput_is_the_median_after_warmup(harness: ModuleType) -> None:
     assert harness.throughput(records, warmup_steps=4)["iters_per_sec"] is None
     sampled = [replace(record, samples=record.rays * 8) for record in records]
     assert harness.throughput(sampled, warmup_steps=1)["train_samples_per_sec"] == 400.0
+
+
+def test_interleaved_ab_end_to_end(lego_dir: Path, lego_cache_dir: Path, tmp_path: Path) -> None:
+    """Two configurations step by step in one process; B halves A's batch, which its step records must show."""
+    output = tmp_path / "ab.json"
+    env = {**os.environ, "NERFKIT_CACHE_DIR": str(lego_cache_dir)}
+    tiny = " ".join(TINY_MODEL)
+    half = f"{tiny} --pipeline.datamanager.train-num-rays-per-batch 32"
+    command = [sys.executable, str(BENCH_AB), "--method", "vanilla-nerf", "--data", str(lego_dir), "--downscale", "8",
+               "--steps", "4", "--warmup", "1", "--a", tiny, "--b", half, "--output", str(output)]  # fmt: skip
+    completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "median over steps of B's step time / A's" in completed.stdout
+    report = json.loads(output.read_text())
+    records = report["steps_seconds_and_rays"]
+    assert [rays for _, rays in records["A"]] == [64] * 4 and [rays for _, rays in records["B"]] == [32] * 4
+    assert report["A"]["mean_rays_per_sec"] > 0 and report["B"]["median_sec_per_iter"] > 0
+    assert report["median_step_ratio_b_over_a"] > 0

@@ -18,6 +18,7 @@ from nerfkit.data.scene_box import SceneBox
 from nerfkit.engine.checkpoints import list_checkpoints
 from nerfkit.field_components.embedding import AppearanceEmbedding
 from nerfkit.field_components.spatial_distortions import SceneContraction, contract
+from nerfkit.kernels import hash_encoding
 from nerfkit.model_components.colliders import NearFarCollider
 from nerfkit.model_components.losses import distortion_loss, envelope_weights, interlevel_loss
 from nerfkit.model_components.proposal_sampler import (
@@ -415,6 +416,52 @@ def test_model_outputs_losses_and_where_gradients_go(random_rays: Callable[..., 
     assert all(g is None for g in interlevel[:num_field]) and all(g is not None for g in interlevel[num_field:])
 
 
+def test_field_takes_one_direction_and_image_per_ray() -> None:
+    """A ray's samples sharing its direction and image (encoded once) get what one per sample gives, with gradients."""
+    field = tiny_model().field
+    generator = torch.Generator().manual_seed(0)
+    positions = torch.randn(5, 7, 3, generator=generator)
+    directions = torch.nn.functional.normalize(torch.randn(5, 1, 3, generator=generator), dim=-1)
+    images = torch.tensor([[0], [2], [1], [1], [0]])
+    per_sample = directions.expand(-1, 7, -1).clone().requires_grad_()
+    per_ray = directions.clone().requires_grad_()
+    expected = field(positions.reshape(-1, 3), per_sample.reshape(-1, 3), images.expand(-1, 7).reshape(-1))
+    actual = field(positions, per_ray, images)
+    for got, want in zip(actual, expected, strict=True):
+        torch.testing.assert_close(got, want.reshape(got.shape))
+    (expected_grad,) = torch.autograd.grad(expected[1].sum(), per_sample)
+    (actual_grad,) = torch.autograd.grad(actual[1].sum(), per_ray)
+    torch.testing.assert_close(actual_grad, expected_grad.sum(dim=1, keepdim=True))
+    torch.testing.assert_close(field(positions, per_ray)[1], field(positions, per_sample)[1])
+
+
+def test_pose_gradients_agree_on_the_fused_and_eager_hash_encodings(
+    random_rays: Callable[..., RayBundle], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pose refinement differentiates the field's hash encoding with respect to positions: the fused CPU kernel (used
+    when it builds) and the eager encoding give the same losses and the same gradients to poses and field."""
+    if not (status := hash_encoding.fused_cpu_status()).usable:
+        pytest.skip(f"the fused CPU kernel cannot be built here: {status.reason}")
+    model = tiny_model().train()
+    with torch.no_grad():
+        model.camera_optimizer.pose_adjustment.normal_(std=0.05)
+    rays = random_rays(30)
+    parameters = [model.camera_optimizer.pose_adjustment, *model.field.parameters()]
+
+    def loss_and_gradients() -> tuple[torch.Tensor, ...]:
+        torch.manual_seed(0)
+        outputs = model(rays)
+        loss = (outputs["rgb"] - torch.linspace(0, 1, 3)).square().mean() + outputs["distortion"].mean()
+        return loss, *torch.autograd.grad(loss, parameters)
+
+    fused = loss_and_gradients()
+    monkeypatch.setattr(hash_encoding, "fused_library", lambda dtype: None)
+    eager = loss_and_gradients()
+    assert fused[1].abs().sum() > 0
+    for got, want in zip(fused, eager, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+
+
 def test_eval_uses_the_unseen_appearance_and_no_pose_refinement(random_rays: Callable[..., RayBundle]) -> None:
     torch.manual_seed(0)
     model = tiny_model()
@@ -505,8 +552,7 @@ NERFACTO_LEARNING_FLAGS = [
     "--vis", "none",
 ]  # fmt: skip
 """nerfacto on lego at 1/8 with half the samples per ray, a quarter of the hash grid and 512 rays a step: about 45 s
-on two idle CPU cores. Pose refinement is off: Blender poses are exact, and on the CPU it makes the field's hash
-encoding take the slow eager path (the fused kernel gives no gradients with respect to positions)."""
+on two idle CPU cores. Pose refinement is off: Blender poses are exact."""
 
 
 def test_nerfacto_learns_lego(

@@ -20,7 +20,7 @@ from nerfkit.data.datamanagers.vanilla_datamanager import VanillaDataManagerConf
 from nerfkit.data.dataparsers.scene_dataparser import SceneDataParserConfig
 from nerfkit.engine.checkpoints import list_checkpoints
 from nerfkit.kernels.cpu.build import c_compiler
-from nerfkit.kernels.hash_encoding import build_fused_kernel
+from nerfkit.kernels.hash_encoding import fused_cpu_status
 from nerfkit.plugins.registry import get_registry
 from nerfkit.scripts.eval import main as kit_eval
 from nerfkit.scripts.train import parse_args, train
@@ -103,7 +103,7 @@ def test_instant_ngp_learns_lego(lego_dir: Path, lego_cache_dir: Path, tmp_path:
     os.environ["NERFKIT_CACHE_DIR"] = str(lego_cache_dir)
     if shutil.which(c_compiler()):
         # An earlier test that left a failed build cached would put this one on the eager path, 7 times slower.
-        assert build_fused_kernel()[0] is not None, build_fused_kernel()[1]
+        assert fused_cpu_status().usable, fused_cpu_status().reason
     flags = ["--pipeline.datamanager.dataparser.downscale-factor", "8", "--pipeline.target-num-samples", "16384",
              "--max-num-iterations", str(NGP_STEPS), "--steps-per-eval-batch", "0", "--steps-per-eval-image", "0",
              "--steps-per-eval-all-images", str(NGP_STEPS), "--vis", "none"]  # fmt: skip

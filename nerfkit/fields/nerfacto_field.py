@@ -72,15 +72,23 @@ class NerfactoField(nn.Module):
 
     def forward(
         self,
-        positions: Float[Tensor, "num_samples 3"],
-        directions: Float[Tensor, "num_samples 3"],
-        image_indices: Int[Tensor, " num_samples"] | None = None,
-    ) -> tuple[Float[Tensor, "num_samples 1"], Float[Tensor, "num_samples 3"]]:
-        """Density and colour; `image_indices` are the training images the samples' rays came from (None: unseen)."""
+        positions: Float[Tensor, "*bs 3"],
+        directions: Float[Tensor, "*shared 3"],
+        image_indices: Int[Tensor, "*shared"] | None = None,
+    ) -> tuple[Float[Tensor, "*bs 1"], Float[Tensor, "*bs 3"]]:
+        """Density and colour; `image_indices` are the training images the samples' rays came from (None: unseen).
+
+        Directions and image indices broadcast against the positions' batch shape, so the samples of a ray can share
+        one: encoded once per ray, and with pose refinement (directions that need gradients) differentiated once.
+        """
         density, features = self.density(positions)
+        batch = features.shape[:-1]
         if image_indices is None:
-            appearance = self.appearance_embedding.unseen(len(positions))
+            appearance = self.appearance_embedding.unseen(1)
         else:
             appearance = self.appearance_embedding(image_indices)
-        color_input = torch.cat([self.direction_encoding(directions), features, appearance], dim=-1)
+        encoded_directions = self.direction_encoding(directions)
+        color_input = torch.cat(
+            [encoded_directions.expand(*batch, -1), features, appearance.expand(*batch, -1)], dim=-1
+        )
         return density, self.color_mlp(color_input).float()

@@ -2,8 +2,8 @@
 
 Three implementations read the same flat parameter vector, so a checkpoint trained with one renders identically
 with another: tiny-cuda-nn's `Encoding` (CUDA), a fused C/OpenMP kernel compiled on first use (CPU), and an eager
-PyTorch implementation (any device; the fallback when no compiler is available, and the only one that gives gradients
-with respect to the positions).
+PyTorch implementation (any device; the fallback when no compiler is available). All three give gradients with respect
+to the parameters and the positions, and gradients of those (the double backward an eikonal loss needs).
 
 Layout facts, checked against NVlabs/tiny-cuda-nn (grid.h at 2ec562e; common_device.h from the same series; line
 numbers approximate, so the function names are given too):
@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from jaxtyping import Float
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from nerfkit.errors import NerfkitError
 from nerfkit.field_components.encodings import Encoding
@@ -163,15 +164,17 @@ def hash_encode_torch(
     """Eager PyTorch hash encoding, differentiable with respect to the parameters and the positions.
 
     Integer arithmetic is int64 masked to 32 bits, reproducing tiny-cuda-nn's uint32 wrap-around; the scaled position
-    is formed in float64 and rounded once to float32, as tiny-cuda-nn's fmaf does.
+    is formed in float64 and rounded once to float32, as tiny-cuda-nn's fmaf does, unless the parameters are float64
+    (then it stays float64, as in the fused kernel's float64 build).
     """
     points = positions.reshape(-1, 3)
     table = params.reshape(-1, layout.features_per_level)
     bits = _corner_bits(points.device)
     upper = bits.bool()
+    precision = torch.float64 if params.dtype == torch.float64 else torch.float32
     features = []
     for level in range(layout.num_levels):
-        scaled = (points.double() * layout.scales[level] + 0.5).float()
+        scaled = (points.double() * layout.scales[level] + 0.5).to(precision)
         lower = torch.floor(scaled)
         frac = scaled - lower
         cells = (lower.long()[:, None, :] + bits) & _UINT32
@@ -212,75 +215,169 @@ def _c_levels(layout: HashGridLayout) -> ctypes.Array[_CLevel]:
     return levels
 
 
-@cache
-def build_fused_kernel() -> tuple[ctypes.CDLL | None, str]:
-    """The fused CPU kernel, compiled on first use, and a line on where from; (None, why) when it cannot be built.
+FUSED_DEFINES = {torch.float32: (), torch.float64: ("-DNERFKIT_DOUBLE",)}
+"""The fused kernel's builds, by parameter dtype: float32 is tiny-cuda-nn's arithmetic, float64 the same maths in
+double (what finite-difference gradient checks need)."""
 
-    Called once per process (cached), so the warning about a missing kernel is given once.
+
+@cache
+def build_fused_kernel(dtype: torch.dtype) -> tuple[ctypes.CDLL | None, str]:
+    """The fused CPU kernel for `dtype`, compiled on first use, and a line on where from; (None, why) when it cannot
+    be built.
+
+    Called once per process and dtype (cached), so the warning about a missing kernel is given once.
     """
     try:
-        library = load_c_library(_SOURCE)
+        library = load_c_library(_SOURCE, FUSED_DEFINES[dtype])
     except KernelBuildError as error:
         logger.warning("hash encoding: the fused CPU kernel is unavailable, using eager PyTorch (slower): %s", error)
         return None, str(error)
-    pointer, int32 = ctypes.c_void_p, ctypes.c_int32
-    signature = [pointer, ctypes.c_int64, pointer, ctypes.POINTER(_CLevel), int32, int32, pointer, int32]
-    for function in (library.nerfkit_hash_encode_forward, library.nerfkit_hash_encode_backward):
-        function.argtypes = signature
+    pointer, int32, int64, levels = ctypes.c_void_p, ctypes.c_int32, ctypes.c_int64, ctypes.POINTER(_CLevel)
+    signatures = (
+        (library.nerfkit_hash_encode_forward, [pointer, int64, pointer, levels, int32, int32, pointer, pointer, int32]),
+        (
+            library.nerfkit_hash_encode_backward_params,
+            [pointer, int64, pointer, levels, int32, int32, pointer, pointer, int32],
+        ),
+        (
+            library.nerfkit_hash_encode_backward_positions,
+            [pointer, int64, pointer, pointer, levels, int32, int32, pointer, pointer, int32],
+        ),
+    )
+    for function, argtypes in signatures:
+        function.argtypes = argtypes
         function.restype = None
     return library, f"compiled with {c_compiler()}, cached in {kernel_cache_dir()}"
 
 
-def fused_library() -> ctypes.CDLL | None:
-    return build_fused_kernel()[0]
+def fused_library(dtype: torch.dtype) -> ctypes.CDLL | None:
+    return build_fused_kernel(dtype)[0] if dtype in FUSED_DEFINES else None
 
 
 def fused_cpu_status() -> PackageStatus:
-    """Whether the fused CPU kernel runs here, and why not; kit-doctor reports it."""
-    library, reason = build_fused_kernel()
+    """Whether the fused CPU kernel (float32, the one training uses) runs here, and why not; kit-doctor reports it."""
+    library, reason = build_fused_kernel(torch.float32)
     return PackageStatus("fused CPU hash encoding", library is not None, reason)
 
 
-class _FusedHashEncode(torch.autograd.Function):
-    """The C kernel as an autograd function; gradients flow to the parameters only."""
+def _pointer(tensor: Tensor | None) -> int | None:
+    return None if tensor is None else tensor.data_ptr()
 
-    @staticmethod
-    def forward(ctx, points: Tensor, params: Tensor, layout: HashGridLayout, library: ctypes.CDLL) -> Tensor:
-        out = points.new_empty(points.shape[0], layout.out_dim)
-        library.nerfkit_hash_encode_forward(
-            points.data_ptr(),
-            points.shape[0],
-            params.data_ptr(),
-            _c_levels(layout),
-            layout.num_levels,
-            layout.features_per_level,
-            out.data_ptr(),
-            torch.get_num_threads(),
-        )
-        ctx.save_for_backward(points)
-        ctx.layout = layout
-        ctx.library = library
+
+@dataclass(frozen=True)
+class _FusedKernel:
+    """The compiled passes for one layout, on contiguous CPU tensors of the library's dtype.
+
+    Each pass takes optional `tangents` (one 3-vector per point): then it computes its quantity's derivative along
+    each point's tangent, which is what differentiating the gradients once more needs.
+    """
+
+    library: ctypes.CDLL
+    layout: HashGridLayout
+    dtype: torch.dtype
+
+    def _prepare(self, tensor: Tensor | None) -> Tensor | None:
+        return None if tensor is None else tensor.to(self.dtype).contiguous()
+
+    def encode(self, points: Tensor, params: Tensor, tangents: Tensor | None = None) -> Tensor:
+        """(num_points, out_dim): the encoding, or its derivative along the tangents."""
+        params, tangents = self._prepare(params), self._prepare(tangents)
+        out = points.new_empty(points.shape[0], self.layout.out_dim)
+        self.library.nerfkit_hash_encode_forward(
+            points.data_ptr(), points.shape[0], params.data_ptr(), *self._levels(), _pointer(tangents),
+            out.data_ptr(), torch.get_num_threads(),
+        )  # fmt: skip
         return out
 
+    def grad_params(self, points: Tensor, grad_out: Tensor, tangents: Tensor | None = None) -> Tensor:
+        """(num_params,): the gradient with respect to the parameters, or its derivative along the tangents."""
+        grad_out, tangents = self._prepare(grad_out), self._prepare(tangents)
+        grad = points.new_empty(self.layout.num_params)  # the kernel writes every entry
+        self.library.nerfkit_hash_encode_backward_params(
+            points.data_ptr(), points.shape[0], grad_out.data_ptr(), *self._levels(), _pointer(tangents),
+            grad.data_ptr(), torch.get_num_threads(),
+        )  # fmt: skip
+        return grad
+
+    def grad_points(self, points: Tensor, params: Tensor, grad_out: Tensor, tangents: Tensor | None = None) -> Tensor:
+        """(num_points, 3): the gradient with respect to the positions, or the gradient of the encoding's derivative
+        along the tangents, each dotted with grad_out."""
+        params, grad_out, tangents = self._prepare(params), self._prepare(grad_out), self._prepare(tangents)
+        grad = torch.empty_like(points)  # the kernel writes every entry
+        self.library.nerfkit_hash_encode_backward_positions(
+            points.data_ptr(), points.shape[0], params.data_ptr(), grad_out.data_ptr(), *self._levels(),
+            _pointer(tangents), grad.data_ptr(), torch.get_num_threads(),
+        )  # fmt: skip
+        return grad
+
+    def _levels(self) -> tuple[ctypes.Array[_CLevel], int, int]:
+        return _c_levels(self.layout), self.layout.num_levels, self.layout.features_per_level
+
+
+def _add(total: Tensor | None, term: Tensor) -> Tensor:
+    return term if total is None else total + term
+
+
+class _FusedHashEncode(torch.autograd.Function):
+    """The C kernel as an autograd function: gradients to the positions and the parameters, differentiable once more
+    through `_FusedHashEncodeBackward`."""
+
     @staticmethod
-    def backward(ctx, grad_out: Tensor) -> tuple[None, Tensor | None, None, None]:
-        if not ctx.needs_input_grad[1]:
-            return None, None, None, None
-        (points,) = ctx.saved_tensors
-        layout: HashGridLayout = ctx.layout
-        grad_out = grad_out.float().contiguous()
-        grad_params = grad_out.new_empty(layout.num_params)  # the kernel writes every entry
-        ctx.library.nerfkit_hash_encode_backward(
-            points.data_ptr(),
-            points.shape[0],
-            grad_out.data_ptr(),
-            _c_levels(layout),
-            layout.num_levels,
-            layout.features_per_level,
-            grad_params.data_ptr(),
-            torch.get_num_threads(),
-        )
-        return None, grad_params, None, None
+    def forward(ctx, points: Tensor, params: Tensor, kernel: _FusedKernel) -> Tensor:
+        ctx.save_for_backward(points, params)
+        ctx.kernel = kernel
+        return kernel.encode(points, params)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
+        points, params = ctx.saved_tensors
+        wanted = tuple(ctx.needs_input_grad[:2])
+        grad_points, grad_params = _FusedHashEncodeBackward.apply(points, params, grad_out, ctx.kernel, wanted)
+        return grad_points, grad_params, None
+
+
+class _FusedHashEncodeBackward(torch.autograd.Function):
+    """The encoding's gradients as a function of (points, params, grad_out), so that a loss on them is differentiable:
+    an eikonal loss on the position gradient reaches the parameters, the positions and grad_out.
+
+    The encoding is linear in the parameters and in grad_out, so each second derivative is one of the kernel's passes
+    with tangents (the upstream gradient of the position gradient) or with the upstream gradient of the parameter
+    gradient in place of the parameters. Third derivatives are not provided.
+    """
+
+    @staticmethod
+    def forward(
+        ctx, points: Tensor, params: Tensor, grad_out: Tensor, kernel: _FusedKernel, wanted: tuple[bool, bool]
+    ) -> tuple[Tensor | None, Tensor | None]:
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(points, params, grad_out)
+        ctx.kernel = kernel
+        grad_points = kernel.grad_points(points, params, grad_out) if wanted[0] else None
+        grad_params = kernel.grad_params(points, grad_out) if wanted[1] else None
+        return grad_points, grad_params
+
+    @staticmethod
+    @once_differentiable
+    def backward(
+        ctx, tangents: Tensor | None, params_tangent: Tensor | None
+    ) -> tuple[Tensor | None, Tensor | None, Tensor | None, None, None]:
+        points, params, grad_out = ctx.saved_tensors
+        kernel: _FusedKernel = ctx.kernel
+        need_points, need_params, need_grad_out = ctx.needs_input_grad[:3]
+        d_points = d_params = d_grad_out = None
+        if tangents is not None:
+            if need_points:
+                d_points = kernel.grad_points(points, params, grad_out, tangents)
+            if need_params:
+                d_params = kernel.grad_params(points, grad_out, tangents)
+            if need_grad_out:
+                d_grad_out = kernel.encode(points, params, tangents)
+        if params_tangent is not None:
+            if need_points:
+                d_points = _add(d_points, kernel.grad_points(points, params_tangent, grad_out))
+            if need_grad_out:
+                d_grad_out = _add(d_grad_out, kernel.encode(points, params_tangent))
+        return d_points, d_params, d_grad_out, None, None
 
 
 def hash_encode(
@@ -288,14 +385,15 @@ def hash_encode(
 ) -> Float[Tensor, "*bs out_dim"]:
     """Hash encoding in PyTorch: the fused CPU kernel where it applies, else `hash_encode_torch`.
 
-    The kernel applies to float32 CPU tensors when positions need no gradient and the kernel could be built.
+    The kernel applies to CPU tensors with float32 or float64 parameters (positions are cast to their dtype) once it
+    could be built, and gives gradients with respect to the parameters and the positions, twice differentiable.
     """
-    applies = positions.device.type == params.device.type == "cpu" and params.dtype == torch.float32
-    library = fused_library() if applies and not positions.requires_grad else None
+    on_cpu = positions.device.type == params.device.type == "cpu"
+    library = fused_library(params.dtype) if on_cpu else None
     if library is None:
         return hash_encode_torch(positions, params, layout)
-    points = positions.reshape(-1, 3).float().contiguous()
-    out = _FusedHashEncode.apply(points, params.contiguous(), layout, library)
+    points = positions.reshape(-1, 3).to(params.dtype).contiguous()
+    out = _FusedHashEncode.apply(points, params.contiguous(), _FusedKernel(library, layout, params.dtype))
     return out.reshape(*positions.shape[:-1], layout.out_dim)
 
 

@@ -180,18 +180,19 @@ class NerfactoModel(SinglePassOutputs, Model):
         samples = self.proposal_sampler(ray_bundle, density_fns)
         ray_samples = samples.ray_samples
         num_rays, num_samples = ray_samples.starts.shape[:2]
-        directions = ray_samples.directions[:, None, :].expand(-1, num_samples, -1).reshape(-1, 3)
-        # Training rays take their image's appearance; eval images were never trained on.
-        image_indices = ray_bundle.camera_indices.expand(-1, num_samples).reshape(-1) if self.training else None
-        positions = ray_samples.positions.reshape(-1, 3)
-        density, rgb = self.in_field_precision(self.field)(positions, directions, image_indices)
+        # A ray's samples share its direction and, in training, its image's appearance (eval images were never
+        # trained on): the field takes them per ray.
+        image_indices = ray_bundle.camera_indices if self.training else None
+        density, rgb = self.in_field_precision(self.field)(
+            ray_samples.positions, ray_samples.directions[:, None, :], image_indices
+        )
         weights, _, _ = render_weight_from_density(
             ray_samples.starts[..., 0],
             ray_samples.ends[..., 0],
-            density.reshape(num_rays, num_samples),
+            density[..., 0],
             backend=self.backends.volume_rendering,
         )
-        composited, background = self.renderer_rgb(rgb.reshape(num_rays, num_samples, 3), weights[..., None])
+        composited, background = self.renderer_rgb(rgb, weights[..., None])
         outputs = {
             "rgb": composited,
             "depth": self.renderer_depth(weights[..., None], ray_samples),

@@ -80,15 +80,18 @@ def _compile(compiler: str, flags: tuple[str, ...], source: Path, target: Path) 
         Path(temporary).unlink(missing_ok=True)
 
 
-def load_c_library(source: Path) -> ctypes.CDLL:
-    """The compiled `source`, built now unless a matching build is cached; raises KernelBuildError saying why not."""
+def load_c_library(source: Path, defines: tuple[str, ...] = ()) -> ctypes.CDLL:
+    """The compiled `source`, built now unless a matching build is cached; raises KernelBuildError saying why not.
+
+    `defines` (`-DNAME` flags) select a variant of the source; each variant is cached under its own name.
+    """
     compiler = c_compiler()
     resolved = shutil.which(compiler)
     if resolved is None:
         raise KernelBuildError(f"no C compiler: {compiler!r} is not on PATH (set CC to choose one)")
     source_bytes = source.read_bytes()
     failures = []
-    for flags in (BASE_FLAGS + NATIVE_FLAGS, BASE_FLAGS):
+    for flags in (BASE_FLAGS + defines + NATIVE_FLAGS, BASE_FLAGS + defines):
         target = _library_path(source, source_bytes, resolved, flags)
         try:
             if not target.exists():
