@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from nerfkit.configs.base_config import KernelsConfig
 from nerfkit.errors import NerfkitError
 from nerfkit.kernels.backends import (
     INSTALL_HINTS,
     OPERATIONS,
     Backends,
+    KernelsConfig,
     PackageStatus,
     package_status,
     resolve_backends,

@@ -22,9 +22,9 @@ import pytest
 import torch
 from rich.console import Console
 
-from nerfkit.configs.base_config import KernelsConfig
+from nerfkit.engine.kernel_loading import prepare_backends
 from nerfkit.errors import NerfkitError
-from nerfkit.kernels.backends import INSTALL_HINTS, Backends, package_status, prepare_backends, resolve_backends
+from nerfkit.kernels.backends import INSTALL_HINTS, Backends, KernelsConfig, package_status, resolve_backends
 from nerfkit.kernels.nerfacc_build import BUILDING_MESSAGE, kernel_source, load_nerfacc_kernels
 from nerfkit.kernels.volrend import import_nerfacc
 from nerfkit.scripts import doctor
@@ -255,8 +255,8 @@ import torch
 import torch.distributed as dist
 from rich.console import Console
 
-from nerfkit.configs.base_config import KernelsConfig
-from nerfkit.kernels.backends import prepare_backends
+from nerfkit.engine.kernel_loading import prepare_backends
+from nerfkit.kernels.backends import KernelsConfig
 
 rank, world_size, device_index, init_method = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 torch.cuda.is_available = lambda: True

@@ -228,6 +228,43 @@ def test_cuda_kernels_backend_says_why_it_cannot_run() -> None:
     assert raised.value.hint is not None and "torch backend" in raised.value.hint
 
 
+NERFACC_PARAMETERS = {
+    "render_transmittance_from_density": {"t_starts", "t_ends", "sigmas", "packed_info", "ray_indices", "n_rays",
+                                          "prefix_trans"},
+    "render_transmittance_from_alpha": {"alphas", "packed_info", "ray_indices", "n_rays", "prefix_trans"},
+    "render_weight_from_density": {"t_starts", "t_ends", "sigmas", "packed_info", "ray_indices", "n_rays",
+                                   "prefix_trans"},
+    "render_weight_from_alpha": {"alphas", "packed_info", "ray_indices", "n_rays", "prefix_trans"},
+    "render_visibility_from_alpha": {"alphas", "packed_info", "ray_indices", "n_rays", "early_stop_eps", "alpha_thre",
+                                     "prefix_trans"},
+    "render_visibility_from_density": {"t_starts", "t_ends", "sigmas", "packed_info", "ray_indices", "n_rays",
+                                       "early_stop_eps", "alpha_thre", "prefix_trans"},
+    "accumulate_along_rays": {"weights", "values", "ray_indices", "n_rays"},
+}  # fmt: skip
+"""The parameters of nerfacc 0.5's functions (nerfacc/volrend.py), which the cuda-kernels backend passes by keyword."""
+
+
+@pytest.mark.parametrize("name", list(NERFACC_PARAMETERS))
+def test_cuda_kernels_backend_passes_every_argument_to_nerfaccs_function(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = {}
+
+    class FakeNerfacc:
+        def __getattr__(self, function: str) -> object:
+            return lambda **kwargs: calls.setdefault(function, kwargs)
+
+    monkeypatch.setattr(volrend, "import_nerfacc", FakeNerfacc)
+    rays = packed_rays(COUNTS)
+    arguments = {**rays, "weights": rays["alphas"], "n_rays": len(COUNTS), "early_stop_eps": 1e-3, "alpha_thre": 0.1}
+    function = getattr(volrend, name)
+    passed = {key: value for key, value in arguments.items() if key in NERFACC_PARAMETERS[name]}
+    function(**passed, backend="cuda-kernels")
+    assert calls[name].keys() == passed.keys()
+    assert all(calls[name][key] is value for key, value in passed.items())
+    assert name not in calls or function(**passed) is not calls[name]  # torch is the default backend
+
+
 NERFACC = package_status("nerfacc")
 
 

@@ -8,11 +8,21 @@ from typing import Annotated, Any, Literal
 import tyro
 
 from nerfkit.configs.ranges import Count, NonNegativeInt, Positive, ranged
+from nerfkit.kernels.backends import KernelsConfig
+
+
+def _format_fields(config: Any, indent: str) -> str:
+    lines = [
+        f"{indent}  {f.name}: {_format_value(getattr(config, f.name), indent)}"
+        for f in fields(config)
+        if not f.name.startswith("_")
+    ]
+    return "\n".join(lines)
 
 
 def _format_value(value: Any, indent: str) -> str:
     if is_dataclass(value):
-        return type(value).__name__ + "\n" + value.__str__(indent + "  ")
+        return type(value).__name__ + "\n" + _format_fields(value, indent + "  ")
     if isinstance(value, dict) and any(is_dataclass(v) or isinstance(v, dict) for v in value.values()):
         lines = [f"{indent}  {key}: {_format_value(item, indent + '  ')}" for key, item in value.items()]
         return "\n" + "\n".join(lines)
@@ -23,13 +33,8 @@ def _format_value(value: Any, indent: str) -> str:
 class PrintableConfig:
     """A config that prints as an indented tree, the form shown at start-up."""
 
-    def __str__(self, indent: str = "") -> str:
-        lines = [
-            f"{indent}  {f.name}: {_format_value(getattr(self, f.name), indent)}"
-            for f in fields(self)
-            if not f.name.startswith("_")
-        ]
-        return "\n".join(lines)
+    def __str__(self) -> str:
+        return _format_fields(self, "")
 
 
 Target = Annotated[type, tyro.conf.Suppress]
@@ -45,23 +50,6 @@ class InstantiateConfig(PrintableConfig):
 
     def setup(self, **kwargs: Any) -> Any:
         return self._target(self, **kwargs)
-
-
-BackendChoice = Literal["auto", "cuda-kernels", "torch"]
-
-
-@dataclass
-class KernelsConfig(PrintableConfig):
-    """Backend of each accelerated operation: auto uses the CUDA kernels when installed and training on CUDA."""
-
-    occupancy_grid: BackendChoice = "auto"
-    """Occupancy-grid ray marching: nerfacc's OccGridEstimator or PyTorch."""
-    volume_rendering: BackendChoice = "auto"
-    """Packed volume rendering: nerfacc's volrend or PyTorch segment operations."""
-    hash_encoding: BackendChoice = "auto"
-    """Multiresolution hash encoding: tiny-cuda-nn's Encoding or PyTorch (with a fused CPU path)."""
-    mlp: BackendChoice = "auto"
-    """Small MLPs: tiny-cuda-nn's FullyFusedMLP or torch.nn."""
 
 
 @dataclass

@@ -37,10 +37,10 @@ from nerfkit.engine.checkpoints import (
 from nerfkit.engine.distributed import any_rank, data_parallel, gather_objects, mean_over_ranks
 from nerfkit.engine.evaluation import evaluate_dataset, evaluation_report, load_split
 from nerfkit.engine.interrupts import StopRequest, stop_on_signals
+from nerfkit.engine.kernel_loading import prepare_backends
 from nerfkit.engine.optimizers import Optimizers, ParamGroupConfig
 from nerfkit.engine.run_folder import RunFolderLock, remove_stale_temporaries
 from nerfkit.errors import NerfkitError
-from nerfkit.kernels.backends import prepare_backends
 from nerfkit.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfkit.utils.files import write_json
 from nerfkit.utils.progress import training_progress

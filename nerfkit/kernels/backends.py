@@ -7,29 +7,23 @@ here, once, by loading what will run, and reported as a reason rather than a tra
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from functools import cache
+from types import ModuleType
 from typing import Literal
 
 import torch
-import torch.distributed as dist
-from rich.console import Console
 
-from nerfkit.configs.base_config import KernelsConfig
 from nerfkit.errors import NerfkitError
-from nerfkit.kernels.nerfacc_build import (
-    BUILDING_MESSAGE,
-    build_is_due,
-    error_line,
-    load_nerfacc_kernels,
-    loaded_message,
-)
+from nerfkit.kernels.nerfacc_build import error_line, load_nerfacc_kernels
 
 Backend = Literal["cuda-kernels", "torch"]
+"""The implementation an operation runs on."""
+BackendChoice = Literal["auto", "cuda-kernels", "torch"]
+"""A backend as configured: auto takes the CUDA kernels where they can run on the run's device."""
 
 OPERATIONS = {
     "occupancy_grid": "nerfacc",
@@ -64,9 +58,6 @@ REPAIR_HINTS = {
 """What to do about a package that is installed but cannot run its kernels on a CUDA machine."""
 
 NOT_INSTALLED = "not installed"
-OTHER_RANK_FAILED = "another rank of this run could not load its kernels"
-BUILD_ORDER_TURNS = 3
-"""Rank 0, then the first rank of every other machine, then every other rank."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +115,32 @@ def fix_hint(status: PackageStatus) -> str:
     return REPAIR_HINTS[status.name]
 
 
+def import_kernels_package(name: str) -> ModuleType:
+    """The package whose CUDA kernels a backend calls, or a NerfkitError saying why they cannot run here and what to
+    do about it."""
+    status = package_status(name)
+    if not status.usable:
+        raise NerfkitError(
+            f"the cuda-kernels backend needs {PACKAGE_LABELS[name]}, which cannot run here ({status.reason})",
+            hint=f"{fix_hint(status)}; or use the torch backend",
+        )
+    return importlib.import_module(name)
+
+
+@dataclass
+class KernelsConfig:
+    """Backend of each accelerated operation: auto uses the CUDA kernels when installed and training on CUDA."""
+
+    occupancy_grid: BackendChoice = "auto"
+    """Occupancy-grid ray marching: nerfacc's OccGridEstimator or PyTorch."""
+    volume_rendering: BackendChoice = "auto"
+    """Packed volume rendering: nerfacc's volrend or PyTorch segment operations."""
+    hash_encoding: BackendChoice = "auto"
+    """Multiresolution hash encoding: tiny-cuda-nn's Encoding or PyTorch (with a fused CPU path)."""
+    mlp: BackendChoice = "auto"
+    """Small MLPs: tiny-cuda-nn's FullyFusedMLP or torch.nn."""
+
+
 @dataclass(frozen=True)
 class Backends:
     """The backend resolved for each operation."""
@@ -159,77 +176,3 @@ def resolve_backends(
             )
         chosen[operation] = "cuda-kernels" if usable else "torch"
     return Backends(**chosen)
-
-
-def _every_rank_agrees(flag: bool, device: torch.device) -> bool:
-    """Whether `flag` holds on every rank; a collective, so it also waits for all of them."""
-    value = torch.tensor([int(flag)], device=device if dist.get_backend() == "nccl" else "cpu")
-    dist.all_reduce(value, op=dist.ReduceOp.MIN)
-    return bool(value.item())
-
-
-def _turn(rank: int, device: torch.device) -> int:
-    """When a rank probes: rank 0 first; then each other machine's first device (its disk may hold no build); then
-    the rest, which find a cached build."""
-    return 0 if rank == 0 else 1 if (device.index or 0) == 0 else 2
-
-
-def in_rank_order(name: str, probe: Callable[[], PackageStatus], device: torch.device) -> PackageStatus:
-    """Runs `probe` rank after rank, so that one process builds into a cache folder while the others wait and then
-    load that build. Once a rank fails, later ranks do not try (they would fail alike, minutes later), and every rank
-    ends with the same verdict, so that all use the same backends."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return probe()
-    mine = _turn(dist.get_rank(), device)
-    status = PackageStatus(name, False, OTHER_RANK_FAILED)
-    all_usable = True
-    for turn in range(BUILD_ORDER_TURNS):
-        if turn == mine and all_usable:
-            status = probe()
-        all_usable = _every_rank_agrees(status.usable or turn < mine, device)
-    if status.usable and not all_usable:
-        return dataclasses.replace(status, usable=False, reason=OTHER_RANK_FAILED)
-    return status
-
-
-def _load_nerfacc(console: Console) -> PackageStatus:
-    """nerfacc's status once its kernels are loaded, saying first when that means a build, then where they came from."""
-    if package_installed("nerfacc") and torch.cuda.is_available() and build_is_due():
-        console.print(BUILDING_MESSAGE, markup=False)
-    status = package_status("nerfacc")
-    if status.usable:
-        console.print(loaded_message(load_nerfacc_kernels()), markup=False)
-    return status
-
-
-def fallback_lines(config: KernelsConfig, backends: Backends, status_of: Callable[[str], PackageStatus]) -> list[str]:
-    """One line per package that `auto` would have used on this CUDA device but could not, with the reason."""
-    lines = []
-    for package, label in PACKAGE_LABELS.items():
-        operations = [
-            operation
-            for operation, provider in OPERATIONS.items()
-            if provider == package and getattr(config, operation) == "auto" and getattr(backends, operation) == "torch"
-        ]
-        if operations:
-            names = " and ".join(operation.replace("_", "-") for operation in operations)
-            lines.append(f"{label}: {status_of(package).reason}; {names} use torch")
-    return lines
-
-
-def prepare_backends(config: KernelsConfig, device: torch.device, console: Console) -> Backends:
-    """resolve_backends for a run about to start: nerfacc's kernels load (or build, rank 0 first) now, announced,
-    rather than inside the first training step; an operation that auto leaves on torch on a CUDA device says why."""
-    uses_nerfacc = any(getattr(config, op) != "torch" for op, package in OPERATIONS.items() if package == "nerfacc")
-    probed: dict[str, PackageStatus] = {}
-    if device.type == "cuda" and uses_nerfacc:
-        probed["nerfacc"] = in_rank_order("nerfacc", lambda: _load_nerfacc(console), device)
-
-    def status_of(name: str) -> PackageStatus:
-        return probed[name] if name in probed else package_status(name)
-
-    backends = resolve_backends(config, device, status_of)
-    if device.type == "cuda":
-        for line in fallback_lines(config, backends, status_of):
-            console.print(line, markup=False, soft_wrap=True)
-    return backends

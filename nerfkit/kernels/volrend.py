@@ -14,26 +14,39 @@ sample, done in float64 because in float32 the running total of every earlier ra
 
 from __future__ import annotations
 
-import importlib
+import functools
+import inspect
+from collections.abc import Callable
 from types import ModuleType
+from typing import TypeVar
 
 import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from nerfkit.errors import NerfkitError
-from nerfkit.kernels.backends import Backend, fix_hint, package_status
+from nerfkit.kernels.backends import Backend, import_kernels_package
+
+Function = TypeVar("Function", bound=Callable)
 
 
 def import_nerfacc() -> ModuleType:
     """The nerfacc module, or a NerfkitError saying why its kernels cannot run here and how to install them."""
-    status = package_status("nerfacc")
-    if not status.usable:
-        raise NerfkitError(
-            f"the cuda-kernels backend needs nerfacc, which cannot run here ({status.reason})",
-            hint=f"{fix_hint(status)}; or use the torch backend",
-        )
-    return importlib.import_module("nerfacc")
+    return import_kernels_package("nerfacc")
+
+
+def nerfacc_or_torch(torch_function: Function) -> Function:
+    """Makes a torch implementation take `backend`: "cuda-kernels" calls nerfacc's function of the same name with the
+    same arguments (by keyword, as the signatures match nerfacc's), "torch" runs the implementation itself."""
+    signature = inspect.signature(torch_function)
+
+    @functools.wraps(torch_function)
+    def dispatch(*args: object, backend: Backend = "torch", **kwargs: object) -> object:
+        if backend == "cuda-kernels":
+            arguments = signature.bind(*args, **kwargs).arguments
+            return getattr(import_nerfacc(), torch_function.__name__)(**arguments)
+        return torch_function(*args, **kwargs)
+
+    return dispatch  # type: ignore[return-value]
 
 
 def first_sample_of_ray(ray_indices: Int[Tensor, " num_samples"]) -> Int[Tensor, " num_samples"]:
@@ -57,29 +70,25 @@ def exclusive_sum_along_rays(
     return (before - before[first_sample_of_ray(ray_indices)]).to(values.dtype)
 
 
+@nerfacc_or_torch
 def render_transmittance_from_density(
     t_starts: Float[Tensor, "*batch num_samples"],
     t_ends: Float[Tensor, "*batch num_samples"],
     sigmas: Float[Tensor, "*batch num_samples"],
     ray_indices: Int[Tensor, " num_samples"] | None = None,
     n_rays: int | None = None,
-    backend: Backend = "torch",
 ) -> tuple[Float[Tensor, "*batch num_samples"], Float[Tensor, "*batch num_samples"]]:
     """Transmittance T_i = exp(-sum_{j<i} sigma_j delta_j) and alpha_i = 1 - exp(-sigma_i delta_i) of each sample."""
-    if backend == "cuda-kernels":
-        return import_nerfacc().render_transmittance_from_density(
-            t_starts, t_ends, sigmas, ray_indices=ray_indices, n_rays=n_rays
-        )
     optical_depths = sigmas * (t_ends - t_starts)
     alphas = -torch.expm1(-optical_depths)
     return torch.exp(-exclusive_sum_along_rays(optical_depths, ray_indices)), alphas
 
 
+@nerfacc_or_torch
 def render_transmittance_from_alpha(
     alphas: Float[Tensor, "*batch num_samples"],
     ray_indices: Int[Tensor, " num_samples"] | None = None,
     n_rays: int | None = None,
-    backend: Backend = "torch",
 ) -> Float[Tensor, "*batch num_samples"]:
     """Transmittance T_i = prod_{j<i} (1 - alpha_j), as the exponential of a sum of log(1 - alpha_j).
 
@@ -87,64 +96,53 @@ def render_transmittance_from_alpha(
     6e-8 (float32) instead of the logarithm of 0, and no gradient flows through that alpha (its exact gradient needs
     the product of the other factors, which nerfacc's product kernels do not give either).
     """
-    if backend == "cuda-kernels":
-        return import_nerfacc().render_transmittance_from_alpha(alphas, ray_indices=ray_indices, n_rays=n_rays)
     almost_one = 1.0 - torch.finfo(alphas.dtype).eps / 2
     log_survivals = torch.log1p(-alphas.clamp(max=almost_one))
     return torch.exp(exclusive_sum_along_rays(log_survivals, ray_indices))
 
 
+@nerfacc_or_torch
 def render_weight_from_density(
     t_starts: Float[Tensor, "*batch num_samples"],
     t_ends: Float[Tensor, "*batch num_samples"],
     sigmas: Float[Tensor, "*batch num_samples"],
     ray_indices: Int[Tensor, " num_samples"] | None = None,
     n_rays: int | None = None,
-    backend: Backend = "torch",
 ) -> tuple[
     Float[Tensor, "*batch num_samples"], Float[Tensor, "*batch num_samples"], Float[Tensor, "*batch num_samples"]
 ]:
     """Weights w_i = T_i alpha_i, with the transmittance and alphas they came from."""
-    if backend == "cuda-kernels":
-        return import_nerfacc().render_weight_from_density(
-            t_starts, t_ends, sigmas, ray_indices=ray_indices, n_rays=n_rays
-        )
     transmittance, alphas = render_transmittance_from_density(t_starts, t_ends, sigmas, ray_indices)
     return transmittance * alphas, transmittance, alphas
 
 
+@nerfacc_or_torch
 def render_weight_from_alpha(
     alphas: Float[Tensor, "*batch num_samples"],
     ray_indices: Int[Tensor, " num_samples"] | None = None,
     n_rays: int | None = None,
-    backend: Backend = "torch",
 ) -> tuple[Float[Tensor, "*batch num_samples"], Float[Tensor, "*batch num_samples"]]:
     """Weights w_i = T_i alpha_i, with the transmittance they came from."""
-    if backend == "cuda-kernels":
-        return import_nerfacc().render_weight_from_alpha(alphas, ray_indices=ray_indices, n_rays=n_rays)
     transmittance = render_transmittance_from_alpha(alphas, ray_indices)
     return transmittance * alphas, transmittance
 
 
 @torch.no_grad()
+@nerfacc_or_torch
 def render_visibility_from_alpha(
     alphas: Float[Tensor, "*batch num_samples"],
     ray_indices: Int[Tensor, " num_samples"] | None = None,
     n_rays: int | None = None,
     early_stop_eps: float = 1e-4,
     alpha_thre: float = 0.0,
-    backend: Backend = "torch",
 ) -> Bool[Tensor, "*batch num_samples"]:
     """Samples worth shading: light still reaches them (T_i >= early_stop_eps) and, if alpha_thre > 0, they are
     opaque enough (alpha_i >= alpha_thre)."""
-    if backend == "cuda-kernels":
-        return import_nerfacc().render_visibility_from_alpha(
-            alphas, ray_indices=ray_indices, n_rays=n_rays, early_stop_eps=early_stop_eps, alpha_thre=alpha_thre
-        )
     return _visible(render_transmittance_from_alpha(alphas, ray_indices), alphas, early_stop_eps, alpha_thre)
 
 
 @torch.no_grad()
+@nerfacc_or_torch
 def render_visibility_from_density(
     t_starts: Float[Tensor, "*batch num_samples"],
     t_ends: Float[Tensor, "*batch num_samples"],
@@ -153,19 +151,8 @@ def render_visibility_from_density(
     n_rays: int | None = None,
     early_stop_eps: float = 1e-4,
     alpha_thre: float = 0.0,
-    backend: Backend = "torch",
 ) -> Bool[Tensor, "*batch num_samples"]:
     """As `render_visibility_from_alpha`, with alphas from densities."""
-    if backend == "cuda-kernels":
-        return import_nerfacc().render_visibility_from_density(
-            t_starts,
-            t_ends,
-            sigmas,
-            ray_indices=ray_indices,
-            n_rays=n_rays,
-            early_stop_eps=early_stop_eps,
-            alpha_thre=alpha_thre,
-        )
     transmittance, alphas = render_transmittance_from_density(t_starts, t_ends, sigmas, ray_indices)
     return _visible(transmittance, alphas, early_stop_eps, alpha_thre)
 
@@ -177,17 +164,15 @@ def _visible(
     return visible & (alphas >= alpha_thre) if alpha_thre > 0 else visible
 
 
+@nerfacc_or_torch
 def accumulate_along_rays(
     weights: Float[Tensor, "*batch num_samples"],
     values: Float[Tensor, "*batch num_samples channels"] | None = None,
     ray_indices: Int[Tensor, " num_samples"] | None = None,
     n_rays: int | None = None,
-    backend: Backend = "torch",
 ) -> Float[Tensor, "*batch channels"]:
     """Weighted sum of `values` over each ray's samples, (n_rays, channels); with no values, the ray's opacity
     (n_rays, 1). Packed input needs `n_rays`, since rays with no samples still get a row (of zeros)."""
-    if backend == "cuda-kernels":
-        return import_nerfacc().accumulate_along_rays(weights, values, ray_indices, n_rays)
     weighted = weights[..., None] if values is None else weights[..., None] * values
     if ray_indices is None:
         return weighted.sum(dim=-2)

@@ -24,15 +24,15 @@ from rich.table import Table
 from rich.text import Text
 
 import nerfkit
-from nerfkit.configs.base_config import KernelsConfig
+from nerfkit.engine.kernel_loading import prepare_backends
 from nerfkit.engine.trainer import resolve_device
 from nerfkit.kernels.backends import (
     OPERATIONS,
     PACKAGE_LABELS,
+    KernelsConfig,
     PackageStatus,
     fix_hint,
     package_status,
-    prepare_backends,
 )
 from nerfkit.kernels.nerfacc_build import describe_source, kernel_source, load_nerfacc_kernels, loaded_message
 from nerfkit.utils.cli import run_cli
