@@ -15,11 +15,14 @@ import pytest
 import torch
 from torch import Tensor
 
+from nerfkit.data.scene_box import SceneBox
 from nerfkit.engine.callbacks import TrainingCallbackLocation
 from nerfkit.errors import NerfkitError
 from nerfkit.kernels import occupancy_grid as occupancy_module
 from nerfkit.kernels.backends import package_status
 from nerfkit.kernels.occupancy_grid import OccupancyGrid, lattice_index, march_lattice
+from nerfkit.model_components.occupancy_sampling import OccupancySamplerConfig
+from nerfkit.plugins.components import PartContext
 
 ROI = [-1.0, -1.5, -0.5, 1.0, 0.5, 1.5]
 Samples = tuple[Tensor, Tensor, Tensor]
@@ -224,14 +227,16 @@ def test_cells_marked_invisible_are_never_updated_nor_averaged() -> None:
 
 
 def test_updates_run_every_n_steps_in_training_only_and_as_a_callback() -> None:
-    grid = OccupancyGrid(ROI, 4)
+    context = PartContext(SceneBox(torch.tensor(ROI).view(2, 3)), near_plane=0.0, far_plane=10.0)
+    sampler = OccupancySamplerConfig(grid_resolution=4, update_every=4).setup(context)
+    grid = sampler.grid
     calls = []
 
     def occ_eval_fn(points: Tensor) -> Tensor:
         calls.append(len(points))
         return torch.ones(len(points), 1)
 
-    callback = grid.training_callback(occ_eval_fn, n=4)
+    callback = sampler.training_callback(occ_eval_fn)
     assert callback.where_to_run == [TrainingCallbackLocation.BEFORE_TRAIN_ITERATION]
     for iteration in range(1, 10):  # the trainer numbers iterations from 1
         callback.run_callback_at_location(iteration, TrainingCallbackLocation.BEFORE_TRAIN_ITERATION)

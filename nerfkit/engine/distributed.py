@@ -146,6 +146,12 @@ def any_rank(flag: bool, device: torch.device) -> bool:
     return bool(value.item())
 
 
+def broadcast_from_rank_zero(tensor: torch.Tensor) -> None:
+    """Overwrites `tensor` with rank 0's values on every rank; nothing to do outside a distributed run."""
+    if dist.is_available() and dist.is_initialized():
+        dist.broadcast(tensor, src=0)
+
+
 def mean_over_ranks(values: list[float], device: torch.device) -> list[float]:
     """Each value averaged over ranks (gloo has no average: a sum, divided)."""
     total = torch.tensor(values, dtype=torch.float64, device=device)

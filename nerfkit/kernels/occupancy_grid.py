@@ -34,12 +34,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
 
-from nerfkit.engine.callbacks import TrainingCallback, TrainingCallbackLocation
 from nerfkit.kernels.backends import Backend
 from nerfkit.kernels.volrend import import_nerfacc, render_visibility_from_alpha, render_visibility_from_density
 
@@ -219,30 +217,38 @@ class OccupancyGrid(nn.Module):
         n: int = 16,
     ) -> None:
         """Refreshes the occupancy every `n` steps of training (see the module docstring for the rule)."""
+        if step % n == 0:
+            self.update_occupancy(step, occ_eval_fn, ema_decay, warmup_steps)
+            self.mark_occupied(occ_thre)
+
+    @torch.no_grad()
+    def update_occupancy(
+        self, step: int, occ_eval_fn: OccEvalFn, ema_decay: float = 0.95, warmup_steps: int = 256
+    ) -> None:
+        """One refresh of the occupancy values; `mark_occupied` then turns them into the cells marching visits (in
+        between, the ranks of a distributed run can make their values agree)."""
         if not self.training:
             raise RuntimeError("OccupancyGrid.update_every_n_steps runs in training mode only (call .train())")
-        if step % n == 0:
-            self._update(step, occ_eval_fn, occ_thre, ema_decay, warmup_steps)
+        if step < warmup_steps:
+            cells = self._all_cells()
+        else:
+            cells = self._uniform_and_occupied_cells(self.cells_per_lvl // 4)
+        for level, indices in enumerate(cells):
+            coords = self.grid_coords[indices]
+            unit = (coords + torch.rand_like(coords, dtype=torch.float32)) / self.resolution
+            lower, upper = self.aabbs[level, :3], self.aabbs[level, 3:]
+            points = lower + unit * (upper - lower)
+            occ = torch.cat([occ_eval_fn(chunk).reshape(-1) for chunk in points.split(EVAL_CHUNK)])
+            ids = level * self.cells_per_lvl + indices
+            # A cell drawn twice decays once and keeps its larger new value (nerfacc's intended scatter-max).
+            self.occs[ids] = self.occs[ids] * ema_decay
+            self.occs.scatter_reduce_(0, ids, occ.to(self.occs.dtype), reduce="amax")
 
-    def training_callback(
-        self,
-        occ_eval_fn: OccEvalFn,
-        occ_thre: float = 1e-2,
-        ema_decay: float = 0.95,
-        warmup_steps: int = 256,
-        n: int = 16,
-    ) -> TrainingCallback:
-        """A callback that updates the grid before each training iteration, for a model to register.
-
-        nerfkit numbers iterations from 1 while the update schedule counts completed steps (as nerfacc does), so
-        iteration 1 updates the grid at step 0 and training never starts on the empty initial grid.
-        """
-        settings = {"occ_thre": occ_thre, "ema_decay": ema_decay, "warmup_steps": warmup_steps, "n": n}
-
-        def update(step: int) -> None:
-            self.update_every_n_steps(step - 1, occ_eval_fn, **settings)
-
-        return TrainingCallback(where_to_run=[TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], func=update)
+    @torch.no_grad()
+    def mark_occupied(self, occ_thre: float = 1e-2) -> None:
+        """Cells whose occupancy exceeds min(occ_thre, mean occupancy) are occupied."""
+        threshold = self.occs[self.occs >= 0].mean().clamp(max=occ_thre)
+        self.binaries.copy_((self.occs > threshold).view(self.binaries.shape))
 
     def _all_cells(self) -> list[Int[Tensor, " cells"]]:
         """Every cell of each level, except those marked invisible (-1), which are never updated."""
@@ -262,28 +268,6 @@ class OccupancyGrid(nn.Module):
                 occupied = occupied[torch.randint(len(occupied), (n,), device=self.device)]
             chosen.append(torch.cat([uniform, occupied]))
         return chosen
-
-    def _update(self, step: int, occ_eval_fn: OccEvalFn, occ_thre: float, ema_decay: float, warmup_steps: int) -> None:
-        if step < warmup_steps:
-            cells = self._all_cells()
-        else:
-            cells = self._uniform_and_occupied_cells(self.cells_per_lvl // 4)
-        for level, indices in enumerate(cells):
-            coords = self.grid_coords[indices]
-            unit = (coords + torch.rand_like(coords, dtype=torch.float32)) / self.resolution
-            lower, upper = self.aabbs[level, :3], self.aabbs[level, 3:]
-            points = lower + unit * (upper - lower)
-            occ = torch.cat([occ_eval_fn(chunk).reshape(-1) for chunk in points.split(EVAL_CHUNK)])
-            ids = level * self.cells_per_lvl + indices
-            # A cell drawn twice decays once and keeps its larger new value (nerfacc's intended scatter-max).
-            self.occs[ids] = self.occs[ids] * ema_decay
-            self.occs.scatter_reduce_(0, ids, occ.to(self.occs.dtype), reduce="amax")
-        if dist.is_available() and dist.is_initialized():
-            # Ranks drew different cells and jitter; all take rank 0's estimate, so the grids (and the samples they
-            # give) stay identical, as if one process had trained.
-            dist.broadcast(self.occs, src=0)
-        threshold = self.occs[self.occs >= 0].mean().clamp(max=occ_thre)
-        self.binaries.copy_((self.occs > threshold).view(self.binaries.shape))
 
     # ---- sampling ------------------------------------------------------------------------------------------------
 

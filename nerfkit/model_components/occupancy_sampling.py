@@ -1,4 +1,4 @@
-"""Occupancy-grid sampling and packed rendering, shared by every model that marches rays through a grid."""
+"""Occupancy-grid sampling, shared by every model that marches rays through a grid; it keeps the grid up to date."""
 
 from __future__ import annotations
 
@@ -12,12 +12,11 @@ from torch import Tensor, nn
 from nerfkit.cameras.rays import RayBundle
 from nerfkit.configs.ranges import Count, Fraction, NonNegative, NonNegativeInt, ranged
 from nerfkit.data.scene_box import SceneBox
-from nerfkit.engine.callbacks import TrainingCallback
+from nerfkit.engine.callbacks import TrainingCallback, TrainingCallbackLocation
+from nerfkit.engine.distributed import broadcast_from_rank_zero
 from nerfkit.kernels.backends import Backend
 from nerfkit.kernels.occupancy_grid import OccupancyGrid
-from nerfkit.kernels.volrend import accumulate_along_rays, render_weight_from_density
 from nerfkit.model_components.ray_samplers import RaySamplerConfig
-from nerfkit.model_components.renderers import composite_on_background
 from nerfkit.plugins.components import PartContext, register_component
 
 DensityFn = Callable[[Float[Tensor, "num_points 3"]], Float[Tensor, "num_points 1"]]
@@ -77,17 +76,28 @@ class OccupancySampler(nn.Module):
         )
 
     def training_callback(self, density_fn: DensityFn) -> TrainingCallback:
+        """Refreshes the grid before every `update_every`-th training iteration.
+
+        nerfkit numbers iterations from 1 while the schedule counts completed steps (as nerfacc does), so iteration
+        1 updates the grid at step 0 and training never starts on the empty initial grid.
+        """
+
         def opacity_over_one_step(positions: Tensor) -> Tensor:
             # The alpha of one render step: the quantity marching compares with alpha_thre, so the grid and the
             # culling never disagree about what is visible.
             return -torch.expm1(-density_fn(positions) * self.render_step_size)
 
-        return self.grid.training_callback(
-            opacity_over_one_step,
-            occ_thre=self.config.occupancy_threshold,
-            warmup_steps=self.config.warmup_steps,
-            n=self.config.update_every,
-        )
+        def update(step: int) -> None:
+            done = step - 1
+            if done % self.config.update_every:
+                return
+            self.grid.update_occupancy(done, opacity_over_one_step, warmup_steps=self.config.warmup_steps)
+            # Ranks drew different cells and jitter; all take rank 0's estimate, so the grids (and the samples they
+            # give) stay identical, as if one process had trained.
+            broadcast_from_rank_zero(self.grid.occs)
+            self.grid.mark_occupied(self.config.occupancy_threshold)
+
+        return TrainingCallback(where_to_run=[TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], func=update)
 
     @torch.no_grad()
     def forward(
@@ -111,38 +121,3 @@ class OccupancySampler(nn.Module):
             cone_angle=self.config.cone_angle,
             stratified=self.training,
         )
-
-
-def sample_points(
-    ray_bundle: RayBundle, ray_indices: Int[Tensor, " num_samples"], t_starts: Tensor, t_ends: Tensor
-) -> tuple[Float[Tensor, "num_samples 3"], Float[Tensor, "num_samples 3"]]:
-    """World positions of packed samples (interval midpoints) and their rays' directions."""
-    directions = ray_bundle.directions[ray_indices]
-    return ray_bundle.origins[ray_indices] + directions * ((t_starts + t_ends) / 2)[:, None], directions
-
-
-def render_packed(
-    density: Float[Tensor, "num_samples 1"],
-    rgb: Float[Tensor, "num_samples 3"],
-    ray_indices: Int[Tensor, " num_samples"],
-    t_starts: Float[Tensor, " num_samples"],
-    t_ends: Float[Tensor, " num_samples"],
-    background: Float[Tensor, "num_rays 3"],
-    backend: Backend,
-) -> dict[str, Tensor]:
-    """Colour on the background, opacity and depth of each ray, and the number of samples rendered."""
-    num_rays = background.shape[0]
-    weights, _, _ = render_weight_from_density(
-        t_starts, t_ends, density.squeeze(-1), ray_indices=ray_indices, n_rays=num_rays, backend=backend
-    )
-    accumulation = accumulate_along_rays(weights, None, ray_indices, num_rays, backend=backend)
-    midpoints = ((t_starts + t_ends) / 2)[:, None]
-    depth = accumulate_along_rays(weights, midpoints, ray_indices, num_rays, backend=backend)
-    premultiplied = accumulate_along_rays(weights, rgb, ray_indices, num_rays, backend=backend)
-    return {
-        "rgb": composite_on_background(premultiplied, accumulation, background),
-        "accumulation": accumulation,
-        "depth": depth / accumulation.clamp_min(1e-10),
-        "background": background,
-        "num_samples_per_batch": torch.tensor(len(ray_indices)),
-    }

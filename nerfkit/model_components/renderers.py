@@ -1,12 +1,15 @@
-"""Volume rendering: per-sample weights from densities, and what those weights composite into per ray."""
+"""Volume rendering: per-sample weights from densities, and what those weights composite into per ray; batched
+samples (RaySamples) or packed ones (ray_indices, as occupancy-grid marching gives them)."""
 
 from __future__ import annotations
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, Int
 from torch import Tensor, nn
 
-from nerfkit.cameras.rays import RaySamples
+from nerfkit.cameras.rays import RayBundle, RaySamples
+from nerfkit.kernels import volrend
+from nerfkit.kernels.backends import Backend
 from nerfkit.model_components.backgrounds import Background
 
 
@@ -101,3 +104,38 @@ class AccumulationRenderer(nn.Module):
 
     def forward(self, weights: Float[Tensor, "num_rays num_samples 1"]) -> Float[Tensor, "num_rays 1"]:
         return accumulate_along_rays(weights)
+
+
+def sample_points(
+    ray_bundle: RayBundle, ray_indices: Int[Tensor, " num_samples"], t_starts: Tensor, t_ends: Tensor
+) -> tuple[Float[Tensor, "num_samples 3"], Float[Tensor, "num_samples 3"]]:
+    """World positions of packed samples (interval midpoints) and their rays' directions."""
+    directions = ray_bundle.directions[ray_indices]
+    return ray_bundle.origins[ray_indices] + directions * ((t_starts + t_ends) / 2)[:, None], directions
+
+
+def render_packed(
+    density: Float[Tensor, "num_samples 1"],
+    rgb: Float[Tensor, "num_samples 3"],
+    ray_indices: Int[Tensor, " num_samples"],
+    t_starts: Float[Tensor, " num_samples"],
+    t_ends: Float[Tensor, " num_samples"],
+    background: Float[Tensor, "num_rays 3"],
+    backend: Backend,
+) -> dict[str, Tensor]:
+    """Colour on the background, opacity and depth of each ray, and the number of samples rendered."""
+    num_rays = background.shape[0]
+    weights, _, _ = volrend.render_weight_from_density(
+        t_starts, t_ends, density.squeeze(-1), ray_indices=ray_indices, n_rays=num_rays, backend=backend
+    )
+    accumulation = volrend.accumulate_along_rays(weights, None, ray_indices, num_rays, backend=backend)
+    midpoints = ((t_starts + t_ends) / 2)[:, None]
+    depth = volrend.accumulate_along_rays(weights, midpoints, ray_indices, num_rays, backend=backend)
+    premultiplied = volrend.accumulate_along_rays(weights, rgb, ray_indices, num_rays, backend=backend)
+    return {
+        "rgb": composite_on_background(premultiplied, accumulation, background),
+        "accumulation": accumulation,
+        "depth": depth / accumulation.clamp_min(1e-10),
+        "background": background,
+        "num_samples_per_batch": torch.tensor(len(ray_indices)),
+    }
