@@ -17,9 +17,9 @@ from rich.console import Console
 
 from nerfkit.cameras.rays import RayBundle
 from nerfkit.configs.config_types import register_config_type
-from nerfkit.configs.run_config import load_run_config
 from nerfkit.configs.serialization import read_yaml
 from nerfkit.data.scene_box import SceneBox
+from nerfkit.engine.run_config import load_run_config
 from nerfkit.engine.trainer import TrainerConfig
 from nerfkit.errors import NerfkitError
 from nerfkit.field_components.encoding_configs import (

@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from nerfkit.configs.run_config import load_run_config
 from nerfkit.data.dataparsers.blender_dataparser import read_blender_capture
 from nerfkit.data.dataparsers.nerfstudio_dataparser import read_nerfstudio_capture
+from nerfkit.engine.run_config import load_run_config
 from nerfkit.engine.trainer import TrainerConfig
 from nerfkit.errors import NerfkitError
 from nerfkit.plugins.registry import get_registry
@@ -141,7 +141,7 @@ def test_arbitrary_text_as_transforms_json(text: str) -> None:
 
 
 def _saved_config(method: str) -> dict[str, Any]:
-    from nerfkit.configs.run_config import save_run_config
+    from nerfkit.engine.run_config import save_run_config
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "config.yml"

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -20,9 +18,7 @@ from torch import Tensor
 from nerfkit import __version__
 from nerfkit.configs.base_config import InstantiateConfig, LoggingConfig, MachineConfig, Target
 from nerfkit.configs.ranges import Count, NonNegativeInt, ranged
-from nerfkit.configs.run_config import save_run_config
-from nerfkit.configs.serialization import to_data, with_absolute_paths
-from nerfkit.data.builtin_scene import builtin_scene_dir
+from nerfkit.configs.serialization import to_data
 from nerfkit.data.dataparsers.base_dataparser import DATAPARSER_TRANSFORMS, Split
 from nerfkit.engine.callbacks import TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfkit.engine.checkpoints import (
@@ -39,6 +35,12 @@ from nerfkit.engine.evaluation import evaluate_dataset, evaluation_report, load_
 from nerfkit.engine.interrupts import StopRequest, stop_on_signals
 from nerfkit.engine.kernel_loading import prepare_backends
 from nerfkit.engine.optimizers import Optimizers, ParamGroupConfig
+from nerfkit.engine.run_config import (
+    TIMESTAMP_PLACEHOLDER,
+    prepare_run_config,
+    save_run_config,
+    with_builtin_scene_if_no_data,
+)
 from nerfkit.engine.run_folder import RunFolderLock, remove_stale_temporaries
 from nerfkit.errors import NerfkitError
 from nerfkit.pipelines.base_pipeline import VanillaPipelineConfig
@@ -48,7 +50,6 @@ from nerfkit.utils.rng import get_rng_state, seed_everything, set_rng_state
 from nerfkit.utils.timing import synchronize
 from nerfkit.utils.writers import CsvWriter, TensorboardWriter, WandbWriter, Writer, Writers, keep_rows_through
 
-TIMESTAMP_PLACEHOLDER = "{timestamp}"
 RUN_CONFIG = "config.yml"
 METRICS = "metrics.csv"
 RUN_TEMPORARIES = (f".{RUN_CONFIG}*.tmp", f".{METRICS}*.tmp", f".{DATAPARSER_TRANSFORMS}*.tmp")
@@ -130,48 +131,6 @@ class TrainerConfig(InstantiateConfig):
 
     def get_checkpoint_dir(self) -> Path:
         return self.get_base_dir() / self.relative_model_dir
-
-
-def dataset_folder(config: TrainerConfig) -> Path | None:
-    """The dataset the run trains on: --data, else the datamanager's, else the dataparser's (None: none given)."""
-    datamanager = config.pipeline.datamanager
-    return config.data or datamanager.data or datamanager.dataparser.data
-
-
-def with_builtin_scene_if_no_data(config: TrainerConfig, console: Console) -> TrainerConfig:
-    """A run given no dataset trains on the built-in scene, and says so, so that a first run needs no download."""
-    if dataset_folder(config) is not None:
-        return config
-    scene = builtin_scene_dir(config.pipeline.datamanager.cache_dir)
-    console.print(
-        f"no --data given: training on nerfkit's built-in scene ({scene}).\n"
-        "Pass --data PATH to train on your own dataset; kit-download-data fetches the standard ones.",
-        soft_wrap=True,
-    )
-    return dataclasses.replace(config, data=scene)
-
-
-def prepare_run_config(config: TrainerConfig) -> TrainerConfig:
-    """The config as the run will save it: one data path, names and run folder fixed, every path absolute."""
-    datamanager = config.pipeline.datamanager
-    data = dataset_folder(config)
-    if data is None:
-        raise NerfkitError("No dataset folder is set.", "Pass --data PATH.")
-    data = data.absolute()
-    timestamp = config.timestamp
-    if timestamp == TIMESTAMP_PLACEHOLDER:
-        timestamp = datetime.now().strftime("%Y-%m-%d_%H%M%S")
-    datamanager = dataclasses.replace(
-        datamanager, data=data, dataparser=dataclasses.replace(datamanager.dataparser, data=data)
-    )
-    prepared = dataclasses.replace(
-        config,
-        data=data,
-        experiment_name=config.experiment_name or data.name or "unnamed",
-        timestamp=timestamp,
-        pipeline=dataclasses.replace(config.pipeline, datamanager=datamanager),
-    )
-    return with_absolute_paths(dataclasses.replace(prepared, run_dir=prepared.get_base_dir()))
 
 
 def resolve_device(device_type: str, local_rank: int) -> torch.device:

@@ -21,18 +21,16 @@ from rich.console import Console
 
 from nerfkit.configs.nerfstudio_aliases import translate as translate_nerfstudio
 from nerfkit.configs.ranges import check_ranges
-from nerfkit.configs.run_config import load_run_config
 from nerfkit.configs.serialization import apply_data, read_yaml, to_data
 from nerfkit.engine.distributed import SINGLE_PROCESS, Rank, Worker, launch, torchrun_rank
 from nerfkit.engine.interrupts import StopRequest
-from nerfkit.engine.trainer import (
+from nerfkit.engine.run_config import (
     TIMESTAMP_PLACEHOLDER,
-    Trainer,
-    TrainerConfig,
+    load_run_config,
     prepare_run_config,
-    resolve_device,
     with_builtin_scene_if_no_data,
 )
+from nerfkit.engine.trainer import Trainer, TrainerConfig, resolve_device
 from nerfkit.errors import NerfkitError
 from nerfkit.plugins.components import implementations, part_slots
 from nerfkit.plugins.registry import Registry, get_registry

@@ -1,4 +1,5 @@
-"""A run's `config.yml`: the method name, a schema version and the field values, nothing executable.
+"""A run's config as its run folder keeps it: one dataset, a fixed run folder, and `config.yml` (the method name, a
+schema version and the field values, nothing executable).
 
 Loading rebuilds the config from the registered method's defaults plus the file's values. Fields that this version of
 nerfkit no longer has (renamed or removed) are named in a warning and skipped, never an import error; a file that lacks
@@ -9,6 +10,8 @@ in the file are relative to its folder, so a run folder can be moved or copied a
 from __future__ import annotations
 
 import copy
+import dataclasses
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,13 +19,23 @@ from rich.console import Console
 
 from nerfkit import __version__
 from nerfkit.configs.ranges import check_ranges
-from nerfkit.configs.serialization import SCHEMA_VERSION, apply_data, read_yaml, to_data, write_yaml
+from nerfkit.configs.serialization import (
+    SCHEMA_VERSION,
+    apply_data,
+    read_yaml,
+    to_data,
+    with_absolute_paths,
+    write_yaml,
+)
+from nerfkit.data.builtin_scene import builtin_scene_dir
 from nerfkit.errors import NerfkitError
 from nerfkit.plugins.registry import Registry, get_registry
 
 if TYPE_CHECKING:
     from nerfkit.engine.trainer import TrainerConfig
 
+TIMESTAMP_PLACEHOLDER = "{timestamp}"
+"""The default timestamp: replaced by the time the run starts."""
 HEADER = "# nerfkit run config: plain values only. Reload with kit-train --load-config or --resume.\n"
 
 SAVED_FIELDS = (
@@ -93,3 +106,45 @@ def load_run_config(path: Path, registry: Registry | None = None, console: Conso
         )
     config.method_name = method_name
     return config
+
+
+def dataset_folder(config: TrainerConfig) -> Path | None:
+    """The dataset the run trains on: --data, else the datamanager's, else the dataparser's (None: none given)."""
+    datamanager = config.pipeline.datamanager
+    return config.data or datamanager.data or datamanager.dataparser.data
+
+
+def with_builtin_scene_if_no_data(config: TrainerConfig, console: Console) -> TrainerConfig:
+    """A run given no dataset trains on the built-in scene, and says so, so that a first run needs no download."""
+    if dataset_folder(config) is not None:
+        return config
+    scene = builtin_scene_dir(config.pipeline.datamanager.cache_dir)
+    console.print(
+        f"no --data given: training on nerfkit's built-in scene ({scene}).\n"
+        "Pass --data PATH to train on your own dataset; kit-download-data fetches the standard ones.",
+        soft_wrap=True,
+    )
+    return dataclasses.replace(config, data=scene)
+
+
+def prepare_run_config(config: TrainerConfig) -> TrainerConfig:
+    """The config as the run will save it: one data path, names and run folder fixed, every path absolute."""
+    datamanager = config.pipeline.datamanager
+    data = dataset_folder(config)
+    if data is None:
+        raise NerfkitError("No dataset folder is set.", "Pass --data PATH.")
+    data = data.absolute()
+    timestamp = config.timestamp
+    if timestamp == TIMESTAMP_PLACEHOLDER:
+        timestamp = datetime.now().strftime("%Y-%m-%d_%H%M%S")
+    datamanager = dataclasses.replace(
+        datamanager, data=data, dataparser=dataclasses.replace(datamanager.dataparser, data=data)
+    )
+    prepared = dataclasses.replace(
+        config,
+        data=data,
+        experiment_name=config.experiment_name or data.name or "unnamed",
+        timestamp=timestamp,
+        pipeline=dataclasses.replace(config.pipeline, datamanager=datamanager),
+    )
+    return with_absolute_paths(dataclasses.replace(prepared, run_dir=prepared.get_base_dir()))
