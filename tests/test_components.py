@@ -28,6 +28,7 @@ from nerfkit.field_components.encoding_configs import (
 )
 from nerfkit.model_components.backgrounds import BackgroundConfig, RandomBackgroundConfig
 from nerfkit.model_components.colliders import AABBColliderConfig
+from nerfkit.model_components.component_context import ComponentContext
 from nerfkit.model_components.ray_samplers import (
     LinDispSamplerConfig,
     PDFSamplerConfig,
@@ -36,7 +37,7 @@ from nerfkit.model_components.ray_samplers import (
 from nerfkit.model_components.spacing import spacing_fn
 from nerfkit.models.vanilla_nerf import VanillaModelConfig
 from nerfkit.plugins import components
-from nerfkit.plugins.components import PartContext, implementations
+from nerfkit.plugins.components import implementations
 from nerfkit.plugins.registry import get_registry
 from nerfkit.scripts.train import config_as_yaml, parse_args, train
 
@@ -50,7 +51,7 @@ LEGO_FLAGS = [
 ]  # fmt: skip
 """vanilla-nerf on lego at 50x50 pixels with a tiny model: a step takes milliseconds."""
 
-CONTEXT = PartContext(SceneBox.cube(1.5), near_plane=2.0, far_plane=6.0)
+CONTEXT = ComponentContext(SceneBox.cube(1.5), near_plane=2.0, far_plane=6.0)
 
 
 def vanilla_defaults() -> TrainerConfig:
@@ -95,7 +96,7 @@ def test_help_lists_the_parts_that_fit_each_field_with_their_descriptions(capsys
 def test_help_offers_only_parts_the_model_accepts(method: str, capsys: pytest.CaptureFixture[str]) -> None:
     help_text = method_help(method, capsys)
     model = get_registry().get(method).config.pipeline.model
-    slots = components.part_slots(type(model))
+    slots = components.component_slots(type(model))
     for name, slot in slots.items():
         offered = set(re.findall(rf"pipeline\.model\.{name.replace('_', '-')}:([a-z0-9-]+) ", help_text))
         fitting = set(slot.fitting())
@@ -388,7 +389,7 @@ def test_aabb_collider_clips_rays_to_the_box() -> None:
     origins = torch.tensor([[0.0, 0.0, 4.0], [0.0, 0.0, 4.0], [5.0, 5.0, 4.0], [0.0, 0.0, 0.0]])
     directions = torch.tensor([[0.0, 0.0, -1.0], [0.0, 0.0, 1.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]])
     rays = RayBundle(origins=origins, directions=directions, camera_indices=torch.zeros(4, 1, dtype=torch.long))
-    collider = AABBColliderConfig().setup(PartContext(SceneBox.cube(1.0), near_plane=0.1, far_plane=20.0))
+    collider = AABBColliderConfig().setup(ComponentContext(SceneBox.cube(1.0), near_plane=0.1, far_plane=20.0))
     clipped = collider(rays)
     # Through the box (3 to 5), pointing away, beside it, and starting inside it (from the near plane to the face).
     torch.testing.assert_close(clipped.nears[:, 0], torch.tensor([3.0, 0.1, 0.1, 0.1]))

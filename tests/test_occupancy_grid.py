@@ -21,8 +21,8 @@ from nerfkit.errors import NerfkitError
 from nerfkit.kernels import occupancy_grid as occupancy_module
 from nerfkit.kernels.backends import package_status
 from nerfkit.kernels.occupancy_grid import OccupancyGrid, lattice_index, march_lattice
+from nerfkit.model_components.component_context import ComponentContext
 from nerfkit.model_components.occupancy_sampling import OccupancySamplerConfig
-from nerfkit.plugins.components import PartContext
 
 ROI = [-1.0, -1.5, -0.5, 1.0, 0.5, 1.5]
 Samples = tuple[Tensor, Tensor, Tensor]
@@ -227,7 +227,7 @@ def test_cells_marked_invisible_are_never_updated_nor_averaged() -> None:
 
 
 def test_updates_run_every_n_steps_in_training_only_and_as_a_callback() -> None:
-    context = PartContext(SceneBox(torch.tensor(ROI).view(2, 3)), near_plane=0.0, far_plane=10.0)
+    context = ComponentContext(SceneBox(torch.tensor(ROI).view(2, 3)), near_plane=0.0, far_plane=10.0)
     sampler = OccupancySamplerConfig(grid_resolution=4, update_every=4).setup(context)
     grid = sampler.grid
     calls = []

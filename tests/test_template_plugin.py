@@ -22,8 +22,8 @@ from nerfkit.data.scene_box import SceneBox
 from nerfkit.engine.checkpoints import checkpoint_step, find_checkpoint
 from nerfkit.errors import NerfkitError
 from nerfkit.field_components.encoding_configs import FrequencyEncodingConfig
+from nerfkit.model_components.component_context import ComponentContext
 from nerfkit.model_components.ray_samplers import PDFSamplerConfig
-from nerfkit.plugins.components import PartContext
 from nerfkit.plugins.registry import ENV_VAR
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "methods" / "template"
@@ -104,7 +104,7 @@ def test_log_sampler_steps_grow_by_a_constant_factor(template: ModuleType) -> No
     ratios = bins[:, 1:] / bins[:, :-1]
     torch.testing.assert_close(ratios, ratios[:, :1].expand_as(ratios))
     with pytest.raises(NerfkitError, match="near plane above 0"):
-        sampler_module.LogSamplerConfig().setup(PartContext(SceneBox.cube(1.0), near_plane=0.0, far_plane=1.0))
+        sampler_module.LogSamplerConfig().setup(ComponentContext(SceneBox.cube(1.0), near_plane=0.0, far_plane=1.0))
 
 
 def test_my_method_trains_on_lego(template_site: Path, lego_dir: Path, lego_cache_dir: Path, tmp_path: Path) -> None:

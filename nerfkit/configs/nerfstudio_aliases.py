@@ -60,10 +60,10 @@ def _is_value(argument: str) -> bool:
     return not argument.startswith("--")
 
 
-def _part_choice(argument: str, value: str, is_part: Callable[[str], bool]) -> str | None:
+def _component_choice(argument: str, value: str, is_component: Callable[[str], bool]) -> str | None:
     """`pipeline.model.background-color:white` for `--pipeline.model.background-color white`, when that is a part."""
     path = argument[2:]
-    if not is_part(path):
+    if not is_component(path):
         return None
     return f"{path}:{value.replace('_', '-')}"
 
@@ -85,11 +85,12 @@ def _dataparser_flags(arguments: list[str], start: int, fields: set[str]) -> tup
 
 
 def translate(
-    arguments: list[str], is_part: Callable[[str], bool], dataparser_fields: set[str]
+    arguments: list[str], is_component: Callable[[str], bool], dataparser_fields: set[str]
 ) -> tuple[list[str], list[str]]:
     """kit-train's arguments (after the method) with Nerfstudio's spellings replaced, and a note for each kind used.
 
-    `is_part(path)` says whether a dotted flag path (without the dashes) is a replaceable part of the method's config.
+    `is_component(path)` says whether a dotted flag path (without the dashes) is a replaceable component of the
+    method's config.
     """
     out: list[str] = []
     notes: dict[str, str] = {}
@@ -116,7 +117,7 @@ def translate(
                 continue
         value = inline if equals else following
         if argument.startswith("--") and value is not None and _is_value(value):
-            choice = _part_choice(name, value, is_part)
+            choice = _component_choice(name, value, is_component)
             if choice is not None:
                 out.append(choice)
                 notes[name] = f"{name} VALUE is the part choice {name[2:]}:VALUE"

@@ -183,7 +183,6 @@ class Trainer:
 
         The run folder is locked before anything is read from it when it exists (a resume), else before the first
         write; a failed start releases it."""
-        self.config.pipeline.model.check_parts("pipeline.model")
         if self.is_main and self.run_dir.is_dir():
             self.claim_run_folder()
         try:

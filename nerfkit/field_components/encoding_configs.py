@@ -13,7 +13,8 @@ from nerfkit.configs.ranges import Count, Finite, ranged
 from nerfkit.data.scene_box import SceneBox
 from nerfkit.field_components.encodings import MAX_SH_LEVELS, Encoding, NeRFEncoding, SHEncoding
 from nerfkit.kernels.hash_encoding import HashEncoding
-from nerfkit.plugins.components import PartContext, component_choice, register_component
+from nerfkit.model_components.component_context import ComponentContext
+from nerfkit.plugins.components import component_choice, register_component
 
 Log2HashmapSize = ranged(int, min=1, max=32)
 """log2 of a hash grid's entries per level; its hash indexes at most 2^32 entries."""
@@ -44,7 +45,7 @@ class EncodingConfig(InstantiateConfig):
     encodes_directions: ClassVar[bool] = True
     """Whether it suits unit view directions."""
 
-    def setup(self, in_dim: int, context: PartContext) -> Encoding:
+    def setup(self, in_dim: int, context: ComponentContext) -> Encoding:
         raise NotImplementedError(f"{type(self).__name__} must say how its encoding is built")
 
 
@@ -62,7 +63,7 @@ class FrequencyEncodingConfig(EncodingConfig):
     include_input: bool = True
     """Pass the coordinates through alongside their sines and cosines."""
 
-    def setup(self, in_dim: int, context: PartContext) -> Encoding:
+    def setup(self, in_dim: int, context: ComponentContext) -> Encoding:
         max_freq_exp = self.num_frequencies - 1 if self.max_freq_exp is None else self.max_freq_exp
         return NeRFEncoding(in_dim, self.num_frequencies, self.min_freq_exp, max_freq_exp, self.include_input)
 
@@ -84,7 +85,7 @@ class HashGridEncodingConfig(EncodingConfig):
     max_resolution: Count = 2048
     """Resolution of the finest level."""
 
-    def setup(self, in_dim: int, context: PartContext) -> Encoding:
+    def setup(self, in_dim: int, context: ComponentContext) -> Encoding:
         grid = HashEncoding(
             self.num_levels,
             self.features_per_level,
@@ -105,7 +106,7 @@ class SHEncodingConfig(EncodingConfig):
     levels: ranged(int, min=1, max=MAX_SH_LEVELS) = 4
     """Degrees used (levels^2 features)."""
 
-    def setup(self, in_dim: int, context: PartContext) -> Encoding:
+    def setup(self, in_dim: int, context: ComponentContext) -> Encoding:
         return SHEncoding(self.levels, backend=context.backends.hash_encoding)
 
 

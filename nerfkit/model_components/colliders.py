@@ -12,7 +12,8 @@ from nerfkit.configs.base_config import InstantiateConfig
 from nerfkit.data.scene_box import SceneBox
 from nerfkit.errors import NerfkitError
 from nerfkit.kernels.occupancy_grid import ray_aabb_intersect
-from nerfkit.plugins.components import PartContext, component_choice, register_component
+from nerfkit.model_components.component_context import ComponentContext
+from nerfkit.plugins.components import component_choice, register_component
 
 
 class NearFarCollider(nn.Module):
@@ -58,7 +59,7 @@ class AABBCollider(NearFarCollider):
 class ColliderConfig(InstantiateConfig):
     """Decides each ray's interval worth sampling; `setup(context)` builds the collider."""
 
-    def setup(self, context: PartContext) -> nn.Module:
+    def setup(self, context: ComponentContext) -> nn.Module:
         raise NotImplementedError(f"{type(self).__name__} must say how its collider is built")
 
 
@@ -67,7 +68,7 @@ class ColliderConfig(InstantiateConfig):
 class NearFarColliderConfig(ColliderConfig):
     """The model's near and far planes for every ray (NeRF's Blender setting)."""
 
-    def setup(self, context: PartContext) -> nn.Module:
+    def setup(self, context: ComponentContext) -> nn.Module:
         return NearFarCollider(context.near_plane, context.far_plane)
 
 
@@ -76,7 +77,7 @@ class NearFarColliderConfig(ColliderConfig):
 class AABBColliderConfig(ColliderConfig):
     """Where each ray crosses the scene box, within the near and far planes: samples only inside the box."""
 
-    def setup(self, context: PartContext) -> nn.Module:
+    def setup(self, context: ComponentContext) -> nn.Module:
         return AABBCollider(context.scene_box, context.near_plane, context.far_plane)
 
 

@@ -16,8 +16,9 @@ from nerfkit.engine.callbacks import TrainingCallback, TrainingCallbackLocation
 from nerfkit.engine.distributed import broadcast_from_rank_zero
 from nerfkit.kernels.backends import Backend
 from nerfkit.kernels.occupancy_grid import OccupancyGrid
+from nerfkit.model_components.component_context import ComponentContext
 from nerfkit.model_components.ray_samplers import RaySamplerConfig
-from nerfkit.plugins.components import PartContext, register_component
+from nerfkit.plugins.components import register_component
 
 DensityFn = Callable[[Float[Tensor, "num_points 3"]], Float[Tensor, "num_points 1"]]
 
@@ -46,7 +47,7 @@ class OccupancySamplerConfig(RaySamplerConfig):
     cone_angle: NonNegative = 0.0
     """Step growth with distance (0: uniform steps, right for scenes inside the box)."""
 
-    def setup(self, context: PartContext) -> OccupancySampler:
+    def setup(self, context: ComponentContext) -> OccupancySampler:
         return OccupancySampler(
             self, context.scene_box, context.near_plane, context.far_plane, context.backends.occupancy_grid
         )

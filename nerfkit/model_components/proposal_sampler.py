@@ -20,10 +20,11 @@ from nerfkit.configs.ranges import Count, NonNegative, NonNegativeInt, ranged
 from nerfkit.engine.callbacks import TrainingCallback, TrainingCallbackLocation
 from nerfkit.kernels.backends import Backend
 from nerfkit.kernels.volrend import render_weight_from_density
+from nerfkit.model_components.component_context import ComponentContext
 from nerfkit.model_components.occupancy_sampling import DensityFn
 from nerfkit.model_components.ray_samplers import RaySamplerConfig, inverse_transform_sample, uniform_bins
 from nerfkit.model_components.spacing import InitialSpacing, spacing_to_distance
-from nerfkit.plugins.components import PartContext, register_component
+from nerfkit.plugins.components import register_component
 
 
 def resample_bins(
@@ -175,7 +176,7 @@ class ProposalSamplerConfig(RaySamplerConfig):
     warmup: NonNegativeInt = 5000
     """Steps over which that gap grows from 1 to update-every (Nerfstudio's schedule)."""
 
-    def setup(self, context: PartContext) -> ProposalNetworkSampler:
+    def setup(self, context: ComponentContext) -> ProposalNetworkSampler:
         return ProposalNetworkSampler(
             self.num_proposal_samples_per_ray,
             self.num_nerf_samples_per_ray,

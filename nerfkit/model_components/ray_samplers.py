@@ -15,8 +15,9 @@ from torch import Tensor, nn
 from nerfkit.cameras.rays import RayBundle, RaySamples
 from nerfkit.configs.base_config import InstantiateConfig
 from nerfkit.configs.ranges import Count, NonNegative, ranged
+from nerfkit.model_components.component_context import ComponentContext
 from nerfkit.model_components.spacing import InitialSpacing, spacing_to_distance
-from nerfkit.plugins.components import PartContext, register_component
+from nerfkit.plugins.components import register_component
 
 
 def stratified_offsets(
@@ -139,7 +140,7 @@ class PDFSampler(nn.Module):
 class RaySamplerConfig(InstantiateConfig):
     """Where along each ray a model evaluates its field; `setup(context)` builds the sampler."""
 
-    def setup(self, context: PartContext) -> nn.Module:
+    def setup(self, context: ComponentContext) -> nn.Module:
         raise NotImplementedError(f"{type(self).__name__} must say how its sampler is built")
 
 
@@ -158,7 +159,7 @@ class InitialSamplerConfig(RaySamplerConfig):
 class UniformSamplerConfig(InitialSamplerConfig):
     """Evenly spaced in distance between the near and far planes (NeRF's coarse samples)."""
 
-    def setup(self, context: PartContext) -> UniformSampler:
+    def setup(self, context: ComponentContext) -> UniformSampler:
         return UniformSampler(self.num_samples, self.train_stratified)
 
 
@@ -170,7 +171,7 @@ class LinDispSamplerConfig(InitialSamplerConfig):
     switch_distance: ranged(float | None, above=0) = None
     """Distance where the spacing turns from linear to disparity (None: half the scene box's largest side)."""
 
-    def setup(self, context: PartContext) -> UniformSampler:
+    def setup(self, context: ComponentContext) -> UniformSampler:
         switch_distance = self.switch_distance or float(context.scene_box.size.max()) / 2
         return UniformSampler(self.num_samples, self.train_stratified, "lin-disp", switch_distance)
 
@@ -189,5 +190,5 @@ class PDFSamplerConfig(RaySamplerConfig):
     histogram_padding: NonNegative = 0.01
     """Weight added to every previous bin, so bins that look empty still get a few samples."""
 
-    def setup(self, context: PartContext) -> PDFSampler:
+    def setup(self, context: ComponentContext) -> PDFSampler:
         return PDFSampler(self.num_samples, self.train_stratified, self.include_original, self.histogram_padding)

@@ -20,7 +20,8 @@ from nerfkit.data.scene_box import SceneBox
 from nerfkit.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
 from nerfkit.errors import NerfkitError
 from nerfkit.kernels.backends import Backends
-from nerfkit.plugins.components import PartContext, check_parts
+from nerfkit.model_components.component_context import ComponentContext
+from nerfkit.plugins.components import check_components
 from nerfkit.utils.precision import P, R, in_field_precision
 
 Plane = ranged(float | None, min=0)
@@ -39,11 +40,12 @@ class ModelConfig(InstantiateConfig):
     far_plane: Plane = None
     """Where sampling ends along each ray; None takes the dataset's."""
 
-    def check_parts(self, where: str = "model") -> None:
+    def check_components(self, where: str = "model") -> None:
         """Raises a NerfkitError naming the field (`where` is the model's place in the config tree) if a chosen
-        part cannot work in this model; run at start-up, before any data is loaded. Each part field declares what
-        fits it; a model adds checks that involve several fields."""
-        check_parts(self, where)
+        component cannot work in this model. kit-train runs it once, before any process starts or data is loaded;
+        building a model runs it again for code that builds one directly. Each component field declares what fits
+        it; a model adds checks that involve several fields."""
+        check_components(self, where)
 
 
 class Model(nn.Module):
@@ -69,7 +71,7 @@ class Model(nn.Module):
         self.backends = backends or Backends()
         self.near_plane = config.near_plane if config.near_plane is not None else self.metadata.get("near_plane")
         self.far_plane = config.far_plane if config.far_plane is not None else self.metadata.get("far_plane")
-        config.check_parts()
+        config.check_components()
         self.populate_modules()
         # A parameter-free buffer tells where the model lives even before the subclass adds parameters.
         self.register_buffer("_device_marker", torch.empty(0), persistent=False)
@@ -82,9 +84,9 @@ class Model(nn.Module):
         """`function` (a field, or a density network) in half precision under mixed precision; see utils/precision."""
         return in_field_precision(function, self.device, self.mixed_precision)
 
-    def part_context(self) -> PartContext:
+    def component_context(self) -> ComponentContext:
         """What the model's replaceable parts are built with; models check first that they have both planes."""
-        return PartContext(self.scene_box, self.near_plane, self.far_plane, self.backends)
+        return ComponentContext(self.scene_box, self.near_plane, self.far_plane, self.backends)
 
     @abstractmethod
     def populate_modules(self) -> None:

@@ -60,7 +60,7 @@ class NGPModel(OccupancyGridRendering, SinglePassOutputs, Model):
             hidden_dim=self.config.hidden_dim,
             hidden_dim_color=self.config.hidden_dim_color,
         )
-        self.build_occupancy_parts("instant-ngp")
+        self.build_occupancy_components("instant-ngp")
 
     def query_density(self, positions: Float[Tensor, "num_points 3"]) -> Float[Tensor, "num_points 1"]:
         return self.field.density(positions)[0]

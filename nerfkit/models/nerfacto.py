@@ -93,8 +93,8 @@ class NerfactoModelConfig(ModelConfig):
     camera_optimizer: CameraOptimizerConfig = field(default_factory=CameraOptimizerConfig)
     """Pose refinement of the training cameras."""
 
-    def check_parts(self, where: str = "model") -> None:
-        super().check_parts(where)
+    def check_components(self, where: str = "model") -> None:
+        super().check_components(where)
         num_levels = len(self.sampler.num_proposal_samples_per_ray)
         if len(self.proposal_max_resolutions) != num_levels:
             raise NerfkitError(
@@ -146,7 +146,7 @@ class NerfactoModel(SinglePassOutputs, Model):
             )
             for max_resolution in config.proposal_max_resolutions
         )
-        context = self.part_context()
+        context = self.component_context()
         self.proposal_sampler = config.sampler.setup(context)
         self.collider = config.collider.setup(context)
         self.camera_optimizer = config.camera_optimizer.setup(num_cameras=self.num_train_data)

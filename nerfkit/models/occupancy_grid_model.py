@@ -27,14 +27,14 @@ OccupancySamplerChoice = component_choice(
 class OccupancyGridRendering:
     """Mixin for `Model` subclasses; put it before the model base so its methods win."""
 
-    def build_occupancy_parts(self, method: str) -> None:
+    def build_occupancy_components(self, method: str) -> None:
         """The sampler and the background, checked to be ones that work with packed samples."""
         if self.near_plane is None or self.far_plane is None:
             raise NerfkitError(
                 f"{method} needs a near and a far plane",
                 hint="set --pipeline.model.near-plane and --pipeline.model.far-plane",
             )
-        self.sampler: OccupancySampler = self.config.sampler.setup(self.part_context())
+        self.sampler: OccupancySampler = self.config.sampler.setup(self.component_context())
         self.background = self.config.background_color.setup()
 
     def field_outputs(

@@ -103,7 +103,7 @@ class NeRFModel(Model):
                 f"far_plane={self.far_plane}",
                 hint="set the model's near_plane and far_plane, or use a dataparser that puts them in its metadata",
             )
-        context = self.part_context()
+        context = self.component_context()
         self.collider = self.config.collider.setup(context)
         self.sampler_coarse = self.config.coarse_sampler.setup(context)
         self.sampler_fine = self.config.fine_sampler.setup(context)
@@ -114,7 +114,7 @@ class NeRFModel(Model):
         self.renderer_accumulation = AccumulationRenderer()
 
     def _make_field(self) -> NeRFField:
-        context = self.part_context()
+        context = self.component_context()
         return NeRFField(
             position_encoding=self.config.position_encoding.setup(3, context),
             direction_encoding=self.config.direction_encoding.setup(3, context),

@@ -34,7 +34,7 @@ class NeRFOccupancyModel(OccupancyGridRendering, SinglePassOutputs, NeRFModel):
 
     def populate_modules(self) -> None:
         self.field = self._make_field()
-        self.build_occupancy_parts("vanilla-nerf-occupancy")
+        self.build_occupancy_components("vanilla-nerf-occupancy")
 
     @property
     def queried_field(self) -> NeRFField:

@@ -13,7 +13,7 @@ import importlib
 import os
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import entry_points
 from typing import Annotated, Any, TypeVar, Union
@@ -22,27 +22,11 @@ import tyro
 from rich.console import Console
 
 from nerfkit.configs.config_types import config_type_name, register_config_type, registered_config_types
-from nerfkit.data.scene_box import SceneBox
 from nerfkit.errors import NerfkitError
-from nerfkit.kernels.backends import Backends
 
 ENTRY_POINT_GROUP = "nerfkit.components"
 ENV_VAR = "NERFKIT_COMPONENTS"
 ConfigClass = TypeVar("ConfigClass", bound=type)
-
-
-@dataclass(frozen=True)
-class PartContext:
-    """The run-time values a model hands to every part it builds; each implementation takes what it needs."""
-
-    scene_box: SceneBox
-    """Box holding the scene (hash grids normalise positions by it, the AABB collider clips rays to it)."""
-    near_plane: float
-    """Where sampling starts along each ray."""
-    far_plane: float
-    """Where sampling ends along each ray."""
-    backends: Backends = field(default_factory=Backends)
-    """Backend of each accelerated operation."""
 
 
 def register_component(name: str) -> Callable[[ConfigClass], ConfigClass]:
@@ -76,7 +60,7 @@ def implementations(base: type) -> dict[str, type]:
 
 
 @dataclass(frozen=True)
-class PartSlot:
+class ComponentSlot:
     """What a config field holding a replaceable part accepts: a kind of part, the implementations of it that work
     there (the command line offers only those), and why the others do not (the start-up error says so)."""
 
@@ -101,7 +85,7 @@ class PartSlot:
         )
 
 
-def _choices(slot: PartSlot) -> Any:
+def _choices(slot: ComponentSlot) -> Any:
     options = tuple(Annotated[cls, tyro.conf.subcommand(name)] for name, cls in slot.fitting().items())
     return Union[options]  # noqa: UP007 - built at run time from a tuple, which the | operator cannot do
 
@@ -113,23 +97,23 @@ def component_choice(base: type, fits: Callable[[type], bool] = lambda cls: True
     The choices are gathered when a command line is parsed, not when the config class is defined, so plug-ins
     loaded later still appear.
     """
-    slot = PartSlot(base, fits, why)
+    slot = ComponentSlot(base, fits, why)
     return Annotated[base, tyro.conf.arg(constructor_factory=lambda: _choices(slot)), slot]
 
 
 @cache
-def part_slots(cls: type) -> dict[str, PartSlot]:
+def component_slots(cls: type) -> dict[str, ComponentSlot]:
     """The fields of a config class that hold replaceable parts, with what each accepts."""
     hints = typing.get_type_hints(cls, include_extras=True)
     return {
         name: item
         for name, hint in hints.items()
         for item in getattr(hint, "__metadata__", ())
-        if isinstance(item, PartSlot)
+        if isinstance(item, ComponentSlot)
     }
 
 
-def check_parts(config: Any, where: str) -> None:
+def check_components(config: Any, where: str) -> None:
     """Refuses a config whose chosen parts cannot work in their fields; `where` is the config's place in the tree."""
-    for name, slot in part_slots(type(config)).items():
+    for name, slot in component_slots(type(config)).items():
         slot.check(f"{where}.{name}", type(getattr(config, name)))

@@ -32,7 +32,7 @@ from nerfkit.engine.run_config import (
 )
 from nerfkit.engine.trainer import Trainer, TrainerConfig, resolve_device
 from nerfkit.errors import NerfkitError
-from nerfkit.plugins.components import implementations, part_slots
+from nerfkit.plugins.components import component_slots, implementations
 from nerfkit.plugins.registry import Registry, get_registry
 from nerfkit.utils.cli import debug_requested, flag_value, run_cli
 from nerfkit.utils.cpu_memory import keep_freed_memory
@@ -139,7 +139,7 @@ def _field_at(config: TrainerConfig, path: str) -> object:
     return value
 
 
-def _is_part(config: TrainerConfig, path: str) -> bool:
+def _is_component(config: TrainerConfig, path: str) -> bool:
     return dataclasses.is_dataclass(_field_at(config, path))
 
 
@@ -191,7 +191,7 @@ def checked_part_choices(argv: list[str], config: TrainerConfig) -> list[str]:
         path, name = argv[index].rsplit(":", 1)
         path = path.replace("-", "_")
         head, _, field_name = path.rpartition(".")
-        slot = part_slots(type(_field_at(config, head))).get(field_name)
+        slot = component_slots(type(_field_at(config, head))).get(field_name)
         chosen = implementations(slot.base).get(name) if slot is not None else None
         if chosen is not None:
             slot.check(path, chosen)
@@ -215,7 +215,7 @@ def nerfstudio_spellings(arguments: list[str], config: TrainerConfig) -> list[st
     """The arguments with Nerfstudio's spellings in nerfkit's, each kind used noted once on stderr."""
     dataparser = config.pipeline.datamanager.dataparser
     fields = {field.name for field in dataclasses.fields(dataparser)}
-    translated, notes = translate_nerfstudio(arguments, lambda path: _is_part(config, path), fields)
+    translated, notes = translate_nerfstudio(arguments, lambda path: _is_component(config, path), fields)
     for note in notes:
         print(note, file=sys.stderr)
     return translated
@@ -332,7 +332,7 @@ def launch_training(config: TrainerConfig, debug: bool = False, worker: Worker =
 
     The run folder is fixed here, before any process starts, so that every rank agrees on it (its timestamp), and
     the chosen parts and the run folder are checked here, so a bad choice is one error rather than one per rank."""
-    config.pipeline.model.check_parts("pipeline.model")
+    config.pipeline.model.check_components("pipeline.model")
     quiet = (torchrun_rank() or SINGLE_PROCESS).rank != 0
     flag, value = run_folder_flag(config)
     config = prepare_run_config(with_builtin_scene_if_no_data(config, Console(quiet=quiet)))

@@ -15,8 +15,9 @@ from torch import Tensor, nn
 
 from nerfkit.cameras.rays import RayBundle, RaySamples
 from nerfkit.errors import NerfkitError
+from nerfkit.model_components.component_context import ComponentContext
 from nerfkit.model_components.ray_samplers import InitialSamplerConfig, uniform_bins
-from nerfkit.plugins.components import PartContext, register_component
+from nerfkit.plugins.components import register_component
 
 
 def log_spaced_bins(
@@ -49,7 +50,7 @@ class LogSampler(nn.Module):
 class LogSamplerConfig(InitialSamplerConfig):
     """Evenly spaced in log distance: denser near the camera, where a pixel covers the least (template plug-in)."""
 
-    def setup(self, context: PartContext) -> LogSampler:
+    def setup(self, context: ComponentContext) -> LogSampler:
         if context.near_plane <= 0:
             raise NerfkitError(
                 f"the log sampler needs a near plane above 0, got {context.near_plane}",
