@@ -1,7 +1,7 @@
 """Declared ranges of numeric config fields, so nonsense (0 rays per batch, a NaN learning rate) stops at start-up.
 
 A field declares its range in its annotation, `steps: ranged(int, min=1) = 100`: the range is shown in --help next to
-the default, and `check_ranges` walks a whole config tree (nested configs, dicts of optimizer groups, parts chosen
+the default, and `check_ranges` walks a whole config tree (nested configs, dicts of optimizer groups, components chosen
 from plug-ins) and refuses every value outside its field's range in one error naming the flags or file keys. Types
 without a range are not checked; a ranged float must also be finite.
 """

@@ -1,4 +1,4 @@
-"""What each ray sees behind the scene: a replaceable part, chosen per model in its config."""
+"""What each ray sees behind the scene: a replaceable component, chosen per model in its config."""
 
 from __future__ import annotations
 

@@ -49,7 +49,7 @@ class ModelConfig(InstantiateConfig):
 
 
 class Model(nn.Module):
-    """Base of all models. Subclasses build their parts in `populate_modules` and render in `get_outputs`."""
+    """Base of all models. Subclasses build their components in `populate_modules` and render in `get_outputs`."""
 
     config: ModelConfig
 
@@ -85,7 +85,7 @@ class Model(nn.Module):
         return in_field_precision(function, self.device, self.mixed_precision)
 
     def component_context(self) -> ComponentContext:
-        """What the model's replaceable parts are built with; models check first that they have both planes."""
+        """What the model's replaceable components are built with; models check first that they have both planes."""
         return ComponentContext(self.scene_box, self.near_plane, self.far_plane, self.backends)
 
     @abstractmethod

@@ -1,7 +1,7 @@
-"""Replaceable parts: a model's ray samplers, encodings, background and collider are chosen in its config.
+"""Replaceable components: a model's ray samplers, encodings, background and collider are chosen in its config.
 
-Each kind of part has a base config class; every implementation subclasses it and registers under a short name with
-`@register_component("name")`. A config field annotated `component_choice(Base)` offers every registered
+Each kind of component has a base config class; every implementation subclasses it and registers under a short name
+with `@register_component("name")`. A config field annotated `component_choice(Base)` offers every registered
 implementation as a command-line choice, with its own flags, and config files name the choice with `type: name`.
 Third-party implementations arrive through the `nerfkit.components` entry-point group (the entry point names a module
 whose import registers them) or `NERFKIT_COMPONENTS="module,module"`; one that fails to import only warns.
@@ -48,24 +48,24 @@ def load_component_plugins() -> dict[str, str]:
             failures[name] = f"{type(error).__name__}: {error}"
             Console(stderr=True).print(
                 f"[yellow]warning:[/yellow] component plug-in {name!r} could not be loaded ({failures[name]}); "
-                "its parts are not offered"
+                "its components are not offered"
             )
     return failures
 
 
 def implementations(base: type) -> dict[str, type]:
-    """Every registered implementation of a kind of part, plug-ins included."""
+    """Every registered implementation of a kind of component, plug-ins included."""
     load_component_plugins()
     return registered_config_types(base)
 
 
 @dataclass(frozen=True)
 class ComponentSlot:
-    """What a config field holding a replaceable part accepts: a kind of part, the implementations of it that work
-    there (the command line offers only those), and why the others do not (the start-up error says so)."""
+    """What a config field holding a replaceable component accepts: a kind of component, the implementations of it
+    that work there (the command line offers only those), and why the others do not (the start-up error says so)."""
 
     base: type
-    """The kind of part: its implementations are the registered subclasses."""
+    """The kind of component: its implementations are the registered subclasses."""
     fits: Callable[[type], bool]
     """Whether an implementation works in this field."""
     why: str
@@ -76,7 +76,7 @@ class ComponentSlot:
         return {name: cls for name, cls in implementations(self.base).items() if self.fits(cls)}
 
     def check(self, where: str, cls: type) -> None:
-        """A clear error when `cls`, chosen for the field at `where`, cannot work there, naming the parts that can."""
+        """A clear error when `cls`, chosen for the field at `where`, cannot work there, naming those that can."""
         if self.fits(cls):
             return
         raise NerfkitError(
@@ -91,7 +91,7 @@ def _choices(slot: ComponentSlot) -> Any:
 
 
 def component_choice(base: type, fits: Callable[[type], bool] = lambda cls: True, why: str = "") -> Any:
-    """The annotation of a replaceable part: typed as `base`, offered on the command line as each implementation
+    """The annotation of a replaceable component: typed as `base`, offered on the command line as each implementation
     that `fits` this field (`why` says why the others cannot work there).
 
     The choices are gathered when a command line is parsed, not when the config class is defined, so plug-ins
@@ -103,7 +103,7 @@ def component_choice(base: type, fits: Callable[[type], bool] = lambda cls: True
 
 @cache
 def component_slots(cls: type) -> dict[str, ComponentSlot]:
-    """The fields of a config class that hold replaceable parts, with what each accepts."""
+    """The fields of a config class that hold replaceable components, with what each accepts."""
     hints = typing.get_type_hints(cls, include_extras=True)
     return {
         name: item
@@ -114,6 +114,6 @@ def component_slots(cls: type) -> dict[str, ComponentSlot]:
 
 
 def check_components(config: Any, where: str) -> None:
-    """Refuses a config whose chosen parts cannot work in their fields; `where` is the config's place in the tree."""
+    """Refuses a config whose chosen components cannot work in their fields (`where`: the config's place in the tree)."""
     for name, slot in component_slots(type(config)).items():
         slot.check(f"{where}.{name}", type(getattr(config, name)))

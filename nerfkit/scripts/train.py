@@ -108,7 +108,7 @@ def _with_experiment_file(
 
 
 USAGE = """\
-kit-train METHOD [flags]: train a method; kit-train METHOD --help lists its flags and parts.
+kit-train METHOD [flags]: train a method; kit-train METHOD --help lists its flags and components.
 
 kit-train --resume RUN_FOLDER [flags]: continue a run with its saved config, from its latest checkpoint.
 
@@ -119,8 +119,8 @@ kit-train --load-config RUN/config.yml [flags]: start a new run with a finished 
 Flags override what the files set."""
 """What `kit-train --help` says above the list of methods."""
 
-PART_CHOICE = re.compile(r"^([a-z0-9_-]+(?:\.[a-z0-9_-]+)*):[A-Za-z0-9_.-]+$")
-"""A replaceable part's choice on the command line, e.g. pipeline.model.coarse-sampler:lin-disp."""
+COMPONENT_CHOICE = re.compile(r"^([a-z0-9_-]+(?:\.[a-z0-9_-]+)*):[A-Za-z0-9_.-]+$")
+"""A replaceable component's choice on the command line, e.g. pipeline.model.coarse-sampler:lin-disp."""
 
 
 _MISSING = object()
@@ -157,7 +157,7 @@ def _takes_a_value(config: TrainerConfig, argument: str) -> bool:
 
 def _last_of_each_flag(arguments: list[str]) -> list[str]:
     """Flags with their values, where a repeated flag keeps only its last occurrence (a later override wins), as tyro
-    refuses a flag seen again after it has chosen a default part."""
+    refuses a flag seen again after it has chosen a default component."""
     groups: dict[str, list[str]] = {}
     for argument in arguments:
         if argument.startswith("--"):
@@ -171,23 +171,23 @@ def _last_of_each_flag(arguments: list[str]) -> list[str]:
     return [argument for group in groups.values() for argument in group]
 
 
-def _part_choices(argv: list[str], config: TrainerConfig) -> set[int]:
-    """Positions of the part choices in the arguments; an argument in a flag's value position stays a value."""
+def _component_choices(argv: list[str], config: TrainerConfig) -> set[int]:
+    """Positions of the component choices in the arguments; an argument in a flag's value position stays a value."""
     return {
         index
         for index, arg in enumerate(argv[1:], start=1)
-        if (match := PART_CHOICE.match(arg))
+        if (match := COMPONENT_CHOICE.match(arg))
         and dataclasses.is_dataclass(_field_at(config, match.group(1)))
         and not _takes_a_value(config, argv[index - 1])
     }
 
 
-def checked_part_choices(argv: list[str], config: TrainerConfig) -> list[str]:
-    """The arguments without choices of a field's only fitting part (tyro offers no choice there); a registered part
-    chosen for a field it cannot work in gets the start-up check's message, naming the parts that can, rather than
-    tyro's unknown choice: the command line offers each field only the parts that fit it."""
+def checked_component_choices(argv: list[str], config: TrainerConfig) -> list[str]:
+    """The arguments without choices of a field's only fitting component (tyro offers no choice there); a registered
+    component chosen for a field it cannot work in gets the start-up check's message, naming the components that can,
+    rather than tyro's unknown choice: the command line offers each field only the components that fit it."""
     redundant = set()
-    for index in _part_choices(argv, config):
+    for index in _component_choices(argv, config):
         path, name = argv[index].rsplit(":", 1)
         path = path.replace("-", "_")
         head, _, field_name = path.rpartition(".")
@@ -201,12 +201,12 @@ def checked_part_choices(argv: list[str], config: TrainerConfig) -> list[str]:
 
 
 def normalise_arguments(argv: list[str], config: TrainerConfig) -> list[str]:
-    """The method, every part choice (in order), then the flags, each once with its last value.
+    """The method, every component choice (in order), then the flags, each once with its last value.
 
-    tyro reads a flag of the default part as choosing it, so a later choice of another part would conflict; moving
-    choices first lets them go anywhere on the command line.
+    tyro reads a flag of the default component as choosing it, so a later choice of another component would conflict;
+    moving choices first lets them go anywhere on the command line.
     """
-    choices = _part_choices(argv, config)
+    choices = _component_choices(argv, config)
     rest = [arg for index, arg in enumerate(argv) if index > 0 and index not in choices]
     return [argv[0], *(argv[index] for index in sorted(choices)), *_last_of_each_flag(rest)]
 
@@ -244,7 +244,7 @@ def parse_args(argv: list[str], registry: Registry) -> TrainerConfig:
     if not defaults:
         raise NerfkitError("no methods are registered", hint="reinstall nerfkit: pip install -e .")
     if method is not None:
-        argv = checked_part_choices([method, *nerfstudio_spellings(argv[1:], defaults[method])], defaults[method])
+        argv = checked_component_choices([method, *nerfstudio_spellings(argv[1:], defaults[method])], defaults[method])
         argv = normalise_arguments(argv, defaults[method])
     descriptions = {name: spec.description for name, spec in registry.methods.items()}
     subcommands = tyro.extras.subcommand_type_from_defaults(defaults, descriptions)
@@ -331,7 +331,7 @@ def launch_training(config: TrainerConfig, debug: bool = False, worker: Worker =
     torchrun rank.
 
     The run folder is fixed here, before any process starts, so that every rank agrees on it (its timestamp), and
-    the chosen parts and the run folder are checked here, so a bad choice is one error rather than one per rank."""
+    the chosen components and the run folder are checked here, so a bad choice is one error rather than one per rank."""
     config.pipeline.model.check_components("pipeline.model")
     quiet = (torchrun_rank() or SINGLE_PROCESS).rank != 0
     flag, value = run_folder_flag(config)
