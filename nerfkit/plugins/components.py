@@ -114,6 +114,6 @@ def component_slots(cls: type) -> dict[str, ComponentSlot]:
 
 
 def check_components(config: Any, where: str) -> None:
-    """Refuses a config whose chosen components cannot work in their fields (`where`: the config's place in the tree)."""
+    """Refuses a config whose chosen components cannot work in their fields; `where` is its place in the tree."""
     for name, slot in component_slots(type(config)).items():
         slot.check(f"{where}.{name}", type(getattr(config, name)))
