@@ -60,6 +60,8 @@ class KernelsConfig(PrintableConfig):
     """Packed volume rendering: nerfacc's volrend or PyTorch segment operations."""
     hash_encoding: BackendChoice = "auto"
     """Multiresolution hash encoding: tiny-cuda-nn's Encoding or PyTorch (with a fused CPU path)."""
+    sh_encoding: BackendChoice = "auto"
+    """Spherical-harmonics direction encoding: tiny-cuda-nn's Encoding or PyTorch."""
     mlp: BackendChoice = "auto"
     """Small MLPs: tiny-cuda-nn's FullyFusedMLP or torch.nn."""
 

@@ -13,13 +13,12 @@ import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from functools import cache
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.distributed as dist
 from rich.console import Console
 
-from nerfkit.configs.base_config import KernelsConfig
 from nerfkit.errors import NerfkitError
 from nerfkit.kernels.nerfacc_build import (
     BUILDING_MESSAGE,
@@ -29,12 +28,16 @@ from nerfkit.kernels.nerfacc_build import (
     loaded_message,
 )
 
+if TYPE_CHECKING:  # kernels import nothing from the config layer above them at run time
+    from nerfkit.configs.base_config import KernelsConfig
+
 Backend = Literal["cuda-kernels", "torch"]
 
 OPERATIONS = {
     "occupancy_grid": "nerfacc",
     "volume_rendering": "nerfacc",
     "hash_encoding": "tinycudann",
+    "sh_encoding": "tinycudann",
     "mlp": "tinycudann",
 }
 """Each operation and the package that provides its CUDA kernels."""
@@ -131,6 +134,7 @@ class Backends:
     occupancy_grid: Backend = "torch"
     volume_rendering: Backend = "torch"
     hash_encoding: Backend = "torch"
+    sh_encoding: Backend = "torch"
     mlp: Backend = "torch"
 
     def describe(self) -> str:
