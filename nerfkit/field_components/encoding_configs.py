@@ -12,18 +12,16 @@ from nerfkit.configs.base_config import InstantiateConfig
 from nerfkit.configs.ranges import Count, Finite, ranged
 from nerfkit.data.scene_box import SceneBox
 from nerfkit.field_components.encodings import MAX_SH_LEVELS, Encoding, NeRFEncoding, SHEncoding
+from nerfkit.field_components.hash_grid import HashGridConfig
 from nerfkit.kernels.hash_encoding import HashEncoding
 from nerfkit.model_components.component_context import ComponentContext
 from nerfkit.plugins.components import component_choice, register_component
-
-Log2HashmapSize = ranged(int, min=1, max=32)
-"""log2 of a hash grid's entries per level; its hash indexes at most 2^32 entries."""
 
 
 class InSceneBox(Encoding):
     """Feeds an encoding of the unit cube with positions in the scene box; positions outside get the box's faces."""
 
-    def __init__(self, encoding: Encoding, scene_box: SceneBox) -> None:
+    def __init__(self, encoding: Encoding | HashEncoding, scene_box: SceneBox) -> None:
         super().__init__(in_dim=3)
         self.encoding = encoding
         self.register_buffer("aabb", scene_box.aabb.clone(), persistent=False)
@@ -70,31 +68,13 @@ class FrequencyEncodingConfig(EncodingConfig):
 
 @register_component("hash-grid")
 @dataclass
-class HashGridEncodingConfig(EncodingConfig):
+class HashGridEncodingConfig(HashGridConfig, EncodingConfig):
     """Instant-NGP's multiresolution hash grid over the scene box: fast to train, for positions only."""
 
     encodes_directions = False
-    num_levels: Count = 16
-    """Levels of the grid."""
-    features_per_level: Count = 2
-    """Features stored per entry."""
-    log2_hashmap_size: Log2HashmapSize = 19
-    """log2 of the entries per level."""
-    base_resolution: Count = 16
-    """Resolution of the coarsest level."""
-    max_resolution: Count = 2048
-    """Resolution of the finest level."""
 
     def setup(self, in_dim: int, context: ComponentContext) -> Encoding:
-        grid = HashEncoding(
-            self.num_levels,
-            self.features_per_level,
-            self.log2_hashmap_size,
-            self.base_resolution,
-            self.max_resolution,
-            backend=context.backends.hash_encoding,
-        )
-        return InSceneBox(grid, context.scene_box)
+        return InSceneBox(self.setup_grid(context.backends), context.scene_box)
 
 
 @register_component("spherical-harmonics")
@@ -107,7 +87,7 @@ class SHEncodingConfig(EncodingConfig):
     """Degrees used (levels^2 features)."""
 
     def setup(self, in_dim: int, context: ComponentContext) -> Encoding:
-        return SHEncoding(self.levels, backend=context.backends.hash_encoding)
+        return SHEncoding(self.levels, backend=context.backends.sh_encoding)
 
 
 PositionEncodingChoice = component_choice(

@@ -42,11 +42,12 @@ class SceneContraction(nn.Module):
         super().__init__()
         self.norm = norm
         # Derived from the scene box at construction, so kept out of checkpoints.
+        self.register_buffer("aabb", aabb.clone(), persistent=False)
         self.register_buffer("center", aabb.mean(dim=0), persistent=False)
         self.register_buffer("half_size", (aabb[1] - aabb[0]) / 2, persistent=False)
 
     def forward(self, positions: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs 3"]:
+        if self.norm is None:  # SceneBox.normalize_positions's arithmetic, which instant-ngp's renders were made with
+            return (positions - self.aabb[0]) / (self.aabb[1] - self.aabb[0])
         normalized = (positions - self.center) / self.half_size
-        if self.norm is None:
-            return (normalized + 1.0) / 2.0
         return (contract(normalized, self.norm) + 2.0) / 4.0

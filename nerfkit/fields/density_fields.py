@@ -1,4 +1,5 @@
-"""A hash grid and a small MLP to density: nerfacto's proposal networks, and the density half of its field."""
+"""A hash grid and a small MLP to density: nerfacto's proposal networks, and the density half of the instant-ngp and
+nerfacto fields."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from nerfkit.field_components.activations import trunc_exp
+from nerfkit.field_components.hash_grid import HashGridConfig
 from nerfkit.field_components.spatial_distortions import SceneContraction
 from nerfkit.kernels.backends import Backends
-from nerfkit.kernels.hash_encoding import HashEncoding
 from nerfkit.kernels.mlp import NetworkMLP
 
 
@@ -20,11 +21,7 @@ class HashDensityField(nn.Module):
         self,
         contraction: SceneContraction,
         backends: Backends,
-        num_levels: int = 5,
-        features_per_level: int = 2,
-        log2_hashmap_size: int = 17,
-        base_resolution: int = 16,
-        max_resolution: int = 128,
+        grid: HashGridConfig,
         hidden_dim: int = 16,
         num_layers: int = 2,
         feature_dim: int = 0,
@@ -33,14 +30,7 @@ class HashDensityField(nn.Module):
         super().__init__()
         self.contraction = contraction
         self.average_init_density = average_init_density
-        self.encoding = HashEncoding(
-            num_levels=num_levels,
-            features_per_level=features_per_level,
-            log2_hashmap_size=log2_hashmap_size,
-            base_resolution=base_resolution,
-            max_resolution=max_resolution,
-            backend=backends.hash_encoding,
-        )
+        self.encoding = grid.setup_grid(backends)
         self.mlp = NetworkMLP(
             in_dim=self.encoding.get_out_dim(),
             num_layers=num_layers,

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from nerfkit.field_components.embedding import AppearanceEmbedding
 from nerfkit.field_components.encodings import SHEncoding
+from nerfkit.field_components.hash_grid import HashGridConfig
 from nerfkit.field_components.spatial_distortions import SceneContraction
 from nerfkit.fields.density_fields import HashDensityField
 from nerfkit.kernels.backends import Backends
@@ -24,11 +25,7 @@ class NerfactoField(nn.Module):
         contraction: SceneContraction,
         num_images: int,
         backends: Backends,
-        num_levels: int = 16,
-        features_per_level: int = 2,
-        log2_hashmap_size: int = 19,
-        base_resolution: int = 16,
-        max_resolution: int = 2048,
+        grid: HashGridConfig,
         hidden_dim: int = 64,
         geo_feat_dim: int = 15,
         hidden_dim_color: int = 64,
@@ -41,17 +38,13 @@ class NerfactoField(nn.Module):
         self.density_field = HashDensityField(
             contraction,
             backends,
-            num_levels=num_levels,
-            features_per_level=features_per_level,
-            log2_hashmap_size=log2_hashmap_size,
-            base_resolution=base_resolution,
-            max_resolution=max_resolution,
+            grid,
             hidden_dim=hidden_dim,
             num_layers=2,
             feature_dim=geo_feat_dim,
             average_init_density=average_init_density,
         )
-        self.direction_encoding = SHEncoding(levels=4, backend=backends.hash_encoding)
+        self.direction_encoding = SHEncoding(levels=4, backend=backends.sh_encoding)
         self.appearance_embedding = AppearanceEmbedding(
             num_images, appearance_embed_dim, use_average_appearance_embedding
         )

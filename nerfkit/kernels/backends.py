@@ -29,6 +29,7 @@ OPERATIONS = {
     "occupancy_grid": "nerfacc",
     "volume_rendering": "nerfacc",
     "hash_encoding": "tinycudann",
+    "sh_encoding": "tinycudann",
     "mlp": "tinycudann",
 }
 """Each operation and the package that provides its CUDA kernels."""
@@ -137,6 +138,8 @@ class KernelsConfig:
     """Packed volume rendering: nerfacc's volrend or PyTorch segment operations."""
     hash_encoding: BackendChoice = "auto"
     """Multiresolution hash encoding: tiny-cuda-nn's Encoding or PyTorch (with a fused CPU path)."""
+    sh_encoding: BackendChoice = "auto"
+    """Spherical-harmonics direction encoding: tiny-cuda-nn's Encoding or PyTorch."""
     mlp: BackendChoice = "auto"
     """Small MLPs: tiny-cuda-nn's FullyFusedMLP or torch.nn."""
 
@@ -148,6 +151,7 @@ class Backends:
     occupancy_grid: Backend = "torch"
     volume_rendering: Backend = "torch"
     hash_encoding: Backend = "torch"
+    sh_encoding: Backend = "torch"
     mlp: Backend = "torch"
 
     def describe(self) -> str:

@@ -44,7 +44,6 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from nerfkit.errors import NerfkitError
-from nerfkit.field_components.encodings import Encoding
 from nerfkit.kernels.backends import Backend, PackageStatus
 from nerfkit.kernels.cpu.build import KernelBuildError, c_compiler, kernel_cache_dir, load_c_library
 from nerfkit.kernels.tcnn import import_tinycudann
@@ -397,12 +396,15 @@ def hash_encode(
     return out.reshape(*positions.shape[:-1], layout.out_dim)
 
 
-class HashEncoding(Encoding):
+class HashEncoding(nn.Module):
     """Instant-NGP's multiresolution hash grid over positions in [0, 1]^3, with one flat parameter, `params`.
 
     With the cuda-kernels backend, inputs go through tiny-cuda-nn (empty batches excepted); with the torch backend
-    through `hash_encode`. The parameter layout is tiny-cuda-nn's in every case.
+    through `hash_encode`. The parameter layout is tiny-cuda-nn's in every case. It has the interface of
+    `field_components.encodings.Encoding` (`in_dim`, `get_out_dim`) without importing it: kernels sit below fields.
     """
+
+    in_dim = 3
 
     def __init__(
         self,
@@ -413,7 +415,7 @@ class HashEncoding(Encoding):
         max_resolution: int = 2048,
         backend: Backend = "torch",
     ) -> None:
-        super().__init__(in_dim=3)
+        super().__init__()
         self.layout = HashGridLayout.create(
             num_levels, features_per_level, log2_hashmap_size, base_resolution, max_resolution
         )

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from nerfkit.configs.base_config import Target
 from nerfkit.configs.ranges import Count
-from nerfkit.field_components.encoding_configs import Log2HashmapSize
+from nerfkit.field_components.hash_grid import HashGridConfig
 from nerfkit.fields.ngp_field import NGPField
 from nerfkit.model_components.backgrounds import PackedBackgroundChoice, RandomBackgroundConfig
 from nerfkit.model_components.occupancy_sampling import OccupancySamplerConfig
@@ -19,20 +19,10 @@ from nerfkit.models.single_pass import SinglePassOutputs
 
 
 @dataclass
-class InstantNGPModelConfig(ModelConfig):
-    """Settings of the Instant-NGP model for bounded scenes."""
+class InstantNGPModelConfig(HashGridConfig, ModelConfig):
+    """Settings of the Instant-NGP model for bounded scenes; its hash grid's sizes are HashGridConfig's fields."""
 
     _target: Target = field(default_factory=lambda: NGPModel)
-    num_levels: Count = 16
-    """Levels of the hash grid."""
-    features_per_level: Count = 2
-    """Features stored per hash-grid entry."""
-    log2_hashmap_size: Log2HashmapSize = 19
-    """log2 of the number of entries per hash-grid level."""
-    base_resolution: Count = 16
-    """Resolution of the coarsest hash-grid level."""
-    max_resolution: Count = 2048
-    """Resolution of the finest hash-grid level."""
     hidden_dim: Count = 64
     """Width of the density MLP."""
     hidden_dim_color: Count = 64
@@ -52,11 +42,7 @@ class NGPModel(OccupancyGridRendering, SinglePassOutputs, Model):
         self.field = NGPField(
             self.scene_box.aabb,
             self.backends,
-            num_levels=self.config.num_levels,
-            features_per_level=self.config.features_per_level,
-            log2_hashmap_size=self.config.log2_hashmap_size,
-            base_resolution=self.config.base_resolution,
-            max_resolution=self.config.max_resolution,
+            self.config,
             hidden_dim=self.config.hidden_dim,
             hidden_dim_color=self.config.hidden_dim_color,
         )

@@ -16,7 +16,7 @@ from nerfkit.configs.base_config import Target
 from nerfkit.configs.ranges import Count, NonNegative, NonNegativeInt, Positive, ranged
 from nerfkit.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
 from nerfkit.errors import NerfkitError
-from nerfkit.field_components.encoding_configs import Log2HashmapSize
+from nerfkit.field_components.hash_grid import HashGridConfig, Log2HashmapSize
 from nerfkit.field_components.spatial_distortions import SceneContraction
 from nerfkit.fields.density_fields import HashDensityField
 from nerfkit.fields.nerfacto_field import NerfactoField
@@ -40,8 +40,8 @@ ProposalSamplerChoice = component_choice(
 
 
 @dataclass
-class NerfactoModelConfig(ModelConfig):
-    """Settings of nerfacto; the defaults are Nerfstudio's."""
+class NerfactoModelConfig(HashGridConfig, ModelConfig):
+    """Settings of nerfacto; the defaults are Nerfstudio's. The field's hash-grid sizes are HashGridConfig's fields."""
 
     _target: Target = field(default_factory=lambda: NerfactoModel)
     near_plane: Plane = 0.05
@@ -56,16 +56,6 @@ class NerfactoModelConfig(ModelConfig):
     """Where the field is evaluated: nerfacto needs the proposal sampler, whose weights train its proposal networks."""
     scene_contraction: Literal["l-inf", "l2", "off"] = "l-inf"
     """Contraction of space outside the scene box (off: nothing exists outside the box)."""
-    num_levels: Count = 16
-    """Levels of the field's hash grid."""
-    features_per_level: Count = 2
-    """Features stored per hash-grid entry."""
-    log2_hashmap_size: Log2HashmapSize = 19
-    """log2 of the number of entries per level of the field's hash grid."""
-    base_resolution: Count = 16
-    """Resolution of the coarsest level of the field's hash grid."""
-    max_resolution: Count = 2048
-    """Resolution of the finest level of the field's hash grid."""
     hidden_dim: Count = 64
     """Width of the density MLP."""
     hidden_dim_color: Count = 64
@@ -92,6 +82,14 @@ class NerfactoModelConfig(ModelConfig):
     """Weight of the distortion loss."""
     camera_optimizer: CameraOptimizerConfig = field(default_factory=CameraOptimizerConfig)
     """Pose refinement of the training cameras."""
+
+    def proposal_grid(self, max_resolution: int) -> HashGridConfig:
+        """The grid of the proposal network whose finest resolution is `max_resolution`."""
+        return HashGridConfig(
+            num_levels=self.proposal_num_levels,
+            log2_hashmap_size=self.proposal_log2_hashmap_size,
+            max_resolution=max_resolution,
+        )
 
     def check_components(self, where: str = "model") -> None:
         super().check_components(where)
@@ -122,11 +120,7 @@ class NerfactoModel(SinglePassOutputs, Model):
             contraction,
             self.num_train_data,
             self.backends,
-            num_levels=config.num_levels,
-            features_per_level=config.features_per_level,
-            log2_hashmap_size=config.log2_hashmap_size,
-            base_resolution=config.base_resolution,
-            max_resolution=config.max_resolution,
+            config,
             hidden_dim=config.hidden_dim,
             hidden_dim_color=config.hidden_dim_color,
             num_layers_color=config.num_layers_color,
@@ -138,9 +132,7 @@ class NerfactoModel(SinglePassOutputs, Model):
             HashDensityField(
                 contraction,
                 self.backends,
-                num_levels=config.proposal_num_levels,
-                log2_hashmap_size=config.proposal_log2_hashmap_size,
-                max_resolution=max_resolution,
+                config.proposal_grid(max_resolution),
                 hidden_dim=config.proposal_hidden_dim,
                 average_init_density=config.average_init_density,
             )
