@@ -1,10 +1,9 @@
 """One hash grid (issue 17): every grid is built from a HashGridConfig, instant-ngp's density half is nerfacto's
-HashDensityField (its old checkpoint keys still load), the spherical harmonics have their own backend, and the kernels
-import nothing from the layers above them."""
+HashDensityField (its old checkpoint keys still load), and the spherical harmonics have their own backend. The kernels'
+imports are tests/test_layering.py's."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from collections.abc import Iterator
 
@@ -102,13 +101,3 @@ def test_the_fields_take_each_encodings_backend_from_its_own_setting() -> None:
     field = NGPField(BOX.aabb, Backends(hash_encoding="cuda-kernels"), TINY, hidden_dim=16, hidden_dim_color=16)
     assert field.direction_encoding._tcnn_encoding is None
     assert field.density_field.encoding._tcnn_encoding is not None
-
-
-def test_the_kernels_import_nothing_from_the_layers_above_them() -> None:
-    code = (
-        "import sys, nerfkit.kernels.hash_encoding, nerfkit.kernels.mlp;"
-        "print(' '.join(name for name in sys.modules if name.startswith('nerfkit.')))"
-    )
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    above = [name for name in loaded if not name.startswith(("nerfkit.kernels", "nerfkit.errors", "nerfkit.utils"))]
-    assert above == []
