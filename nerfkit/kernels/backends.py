@@ -116,10 +116,10 @@ def fix_hint(status: PackageStatus) -> str:
     return REPAIR_HINTS[status.name]
 
 
-def import_kernels_package(name: str) -> ModuleType:
+def import_kernels_package(name: str, status_of: Callable[[str], PackageStatus] = package_status) -> ModuleType:
     """The package whose CUDA kernels a backend calls, or a NerfkitError saying why they cannot run here and what to
     do about it."""
-    status = package_status(name)
+    status = status_of(name)
     if not status.usable:
         raise NerfkitError(
             f"the cuda-kernels backend needs {PACKAGE_LABELS[name]}, which cannot run here ({status.reason})",
