@@ -61,7 +61,8 @@ class VanillaPipeline(nn.Module):
         self.model = config.model.setup(
             scene_box=outputs.scene_box,
             num_train_data=len(outputs.image_filenames),
-            metadata=outputs.metadata,
+            near_plane=outputs.near_plane,
+            far_plane=outputs.far_plane,
             backends=backends,
             mixed_precision=mixed_precision,
         ).to(device)
