@@ -78,7 +78,7 @@ class DynamicBatchPipeline(VanillaPipeline):
         unexpected_keys: list[str],
         error_msgs: list[str],
     ) -> None:
-        # Taken out of the (per-load copy of the) state dict, so the base class does not report it as unexpected.
+        # Taken out of the state dict (torch passes a copy meant to be modified), so it is not reported unexpected.
         saved = state_dict.pop(prefix + BATCH_KEY, None)
         if saved is None:
             missing_keys.append(prefix + BATCH_KEY)
