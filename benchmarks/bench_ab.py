@@ -50,8 +50,8 @@ def make_trainer(args: argparse.Namespace, flags: str, output_dir: Path) -> Trai
 
 
 def next_batch_rays(trainer: Trainer) -> int:
-    """Rays of the next training batch: a dynamic batch's current size, else the configured one."""
-    return trainer.pipeline.train_num_rays() or trainer.config.pipeline.datamanager.train_num_rays_per_batch
+    """Rays of the next training batch, which a dynamic batch resizes every step."""
+    return trainer.pipeline.train_num_rays()
 
 
 def interleaved_steps(trainers: dict[str, Trainer], steps: int) -> dict[str, list[tuple[float, int]]]:

@@ -188,14 +188,14 @@ def tiny_ngp() -> Model:
     config = InstantNGPModelConfig(
         num_levels=2, log2_hashmap_size=8, max_resolution=32, hidden_dim=16, hidden_dim_color=16, near_plane=2.0
     )
-    return config.setup(scene_box=BOX, num_train_data=1, metadata={"far_plane": 6.0})
+    return config.setup(scene_box=BOX, num_train_data=1, far_plane=6.0)
 
 
 def tiny_nerf_occupancy() -> Model:
     config = VanillaOccupancyModelConfig(
         base_mlp_num_layers=2, base_mlp_layer_width=16, head_mlp_layer_width=8, skip_connections=()
     )
-    return config.setup(scene_box=BOX, num_train_data=1, metadata={"near_plane": 2.0, "far_plane": 6.0})
+    return config.setup(scene_box=BOX, num_train_data=1, near_plane=2.0, far_plane=6.0)
 
 
 def test_models_answer_density_and_colour_queries_as_their_rendering_field(loaded_run: LoadedRun) -> None:

@@ -71,7 +71,7 @@ def test_intrinsics_distortion_and_interval_split(scene: Path) -> None:
     expected_lens = torch.tensor([LENS["k1"], LENS["k2"], 0.0, 0.0, LENS["p1"], LENS["p2"]])
     torch.testing.assert_close(cameras.distortion_params, expected_lens.expand(2, 6))
     # Every camera is 1 from the centre after scaling: the far plane reaches past the box's farthest corner.
-    assert train.metadata == {"near_plane": 0.05, "far_plane": pytest.approx(1 + 3**0.5), "downscale_factor": 1}
+    assert (train.near_plane, train.far_plane, train.downscale_factor) == (0.05, pytest.approx(1 + 3**0.5), 1)
     assert train.scene_box.aabb.tolist() == [[-1.0] * 3, [1.0] * 3]
 
 
@@ -125,14 +125,14 @@ def test_images_2_folder_is_used_with_scaled_intrinsics(scene: Path) -> None:
     assert outputs.image_filenames == [scene / "images_2" / "frame_1.png", scene / "images_2" / "frame_3.png"]
     assert outputs.cameras.fx.tolist() == [FL_X / 2] * 2 and outputs.cameras.cx.tolist() == [CX / 2] * 2
     assert outputs.cameras.width.tolist() == [WIDTH // 2] * 2
-    assert outputs.metadata["downscale_factor"] == 1
+    assert outputs.downscale_factor == 1
     assert InputDataset(outputs).images.shape == (2, HEIGHT // 2, WIDTH // 2, 3)
 
 
 def test_without_images_folder_the_dataset_downscales_and_keeps_distortion(scene: Path, tmp_path: Path) -> None:
     outputs = parse(scene, downscale_factor=2)
     assert outputs.image_filenames[0] == scene / "images" / "frame_1.png"
-    assert outputs.cameras.fx.tolist() == [FL_X] * 2 and outputs.metadata["downscale_factor"] == 2
+    assert outputs.cameras.fx.tolist() == [FL_X] * 2 and outputs.downscale_factor == 2
     cameras = InputDataset(outputs, cache_dir=tmp_path / "cache").cameras
     assert cameras.fx.tolist() == [FL_X / 2] * 2 and cameras.camera_model == "OPENCV"
     torch.testing.assert_close(cameras.distortion_params, outputs.cameras.distortion_params)

@@ -147,7 +147,7 @@ TINY_GRID = {"num_levels": 2, "log2_hashmap_size": 8, "max_resolution": 32}
 MODELS: dict[str, Callable[[Backends], Model]] = {
     "instant-ngp": lambda backends: InstantNGPModelConfig(
         **TINY_GRID, hidden_dim=16, hidden_dim_color=16, eval_num_rays_per_chunk=64
-    ).setup(scene_box=BOX, num_train_data=2, metadata={"near_plane": 2.0, "far_plane": 6.0}, backends=backends),
+    ).setup(scene_box=BOX, num_train_data=2, near_plane=2.0, far_plane=6.0, backends=backends),
     "nerfacto": lambda backends: NerfactoModelConfig(
         **TINY_GRID,
         hidden_dim=16,
@@ -165,7 +165,7 @@ MODELS: dict[str, Callable[[Backends], Model]] = {
         position_encoding=HashGridEncodingConfig(**TINY_GRID),
         direction_encoding=SHEncodingConfig(),
         eval_num_rays_per_chunk=64,
-    ).setup(scene_box=BOX, num_train_data=2, metadata={"near_plane": 2.0, "far_plane": 6.0}, backends=backends),
+    ).setup(scene_box=BOX, num_train_data=2, near_plane=2.0, far_plane=6.0, backends=backends),
 }
 
 

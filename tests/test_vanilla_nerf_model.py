@@ -122,7 +122,7 @@ def test_missing_near_far_is_a_user_error() -> None:
     config = tiny_config(near_plane=None, far_plane=None)
     with pytest.raises(NerfkitError, match="near"):
         config.setup(scene_box=SceneBox.cube(1.5), num_train_data=1)
-    model = config.setup(scene_box=SceneBox.cube(1.5), num_train_data=1, metadata={"near_plane": 2, "far_plane": 6})
+    model = config.setup(scene_box=SceneBox.cube(1.5), num_train_data=1, near_plane=2, far_plane=6)
     assert model.collider.near_plane == 2 and model.collider.far_plane == 6
 
 

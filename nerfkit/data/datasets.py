@@ -146,11 +146,9 @@ class InputDataset:
         cache_dir: Path | None = None,
     ) -> None:
         self.image_filenames = dataparser_outputs.image_filenames
-        factor = dataparser_outputs.metadata.get("downscale_factor", 1)
-        if not isinstance(factor, int) or factor < 1:
-            raise NerfkitError(f"downscale_factor is {factor!r}.", "Set downscale_factor to a whole number, 1 or more.")
+        factor = dataparser_outputs.downscale_factor
         mode = _check_headers(self.image_filenames, dataparser_outputs.cameras)
-        cameras = dataparser_outputs.cameras.rescale_output_resolution(1 / factor)
+        cameras = dataparser_outputs.downscaled_cameras()
         # The cameras' rounding decides the downscaled size, so images and cameras cannot disagree.
         size = (int(cameras.width[0]), int(cameras.height[0]))
         root = cache_root(cache_dir)

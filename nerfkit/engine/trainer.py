@@ -201,8 +201,6 @@ class Trainer:
         self.pipeline = config.pipeline.setup(
             device=self.device,
             backends=self.backends,
-            world_size=self.world_size,
-            local_rank=self.local_rank,
             mixed_precision=self.mixed_precision,
         )
         dataparser_outputs = self.pipeline.datamanager.train_dataparser_outputs
@@ -315,7 +313,7 @@ class Trainer:
             "train", total=config.max_num_iterations, completed=self.start_step, loss="-", rays_per_sec="-"
         )
         for step in range(first_step, config.max_num_iterations + 1):
-            step_rays.append(self.pipeline.train_num_rays() or config.pipeline.datamanager.train_num_rays_per_batch)
+            step_rays.append(self.pipeline.train_num_rays())
             start = time.perf_counter()
             with self.stop.computing():
                 loss, loss_dict, metrics_dict = self.train_iteration(step)

@@ -6,7 +6,6 @@ from abc import abstractmethod
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from jaxtyping import Float
@@ -58,19 +57,20 @@ class Model(nn.Module):
         config: ModelConfig,
         scene_box: SceneBox,
         num_train_data: int,
-        metadata: dict[str, Any] | None = None,
+        near_plane: float | None = None,
+        far_plane: float | None = None,
         backends: Backends | None = None,
         mixed_precision: bool = False,
     ) -> None:
+        """`near_plane` and `far_plane` are the dataset's, taken where the config leaves its own None."""
         super().__init__()
         self.config = config
         self.mixed_precision = mixed_precision
         self.scene_box = scene_box
         self.num_train_data = num_train_data
-        self.metadata = metadata or {}
         self.backends = backends or Backends()
-        self.near_plane = config.near_plane if config.near_plane is not None else self.metadata.get("near_plane")
-        self.far_plane = config.far_plane if config.far_plane is not None else self.metadata.get("far_plane")
+        self.near_plane = config.near_plane if config.near_plane is not None else near_plane
+        self.far_plane = config.far_plane if config.far_plane is not None else far_plane
         config.check_components()
         self.populate_modules()
         # A parameter-free buffer tells where the model lives even before the subclass adds parameters.

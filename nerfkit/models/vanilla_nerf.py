@@ -101,7 +101,7 @@ class NeRFModel(Model):
             raise NerfkitError(
                 f"vanilla-nerf needs a near and a far plane, got near_plane={self.near_plane}, "
                 f"far_plane={self.far_plane}",
-                hint="set the model's near_plane and far_plane, or use a dataparser that puts them in its metadata",
+                hint="set the model's near_plane and far_plane, or use a dataset format that gives them",
             )
         context = self.component_context()
         self.collider = self.config.collider.setup(context)

@@ -50,32 +50,31 @@ class VanillaPipeline(nn.Module):
         config: VanillaPipelineConfig,
         device: torch.device | str,
         backends: Backends | None = None,
-        world_size: int = 1,
-        local_rank: int = 0,
         mixed_precision: bool = False,
     ) -> None:
         super().__init__()
         self.config = config
-        self.datamanager = config.datamanager.setup(device=device, world_size=world_size, local_rank=local_rank)
+        self.datamanager = config.datamanager.setup(device=device)
         outputs = self.datamanager.train_dataparser_outputs
         self.model = config.model.setup(
             scene_box=outputs.scene_box,
             num_train_data=len(outputs.image_filenames),
-            metadata=outputs.metadata,
+            near_plane=outputs.near_plane,
+            far_plane=outputs.far_plane,
             backends=backends,
             mixed_precision=mixed_precision,
         ).to(device)
 
-    def train_num_rays(self) -> int | None:
-        """Rays in the next training batch (None: the datamanager's configured batch)."""
-        return None
+    def train_num_rays(self) -> int:
+        """Rays in the next training batch; the datamanager holds the number."""
+        return self.datamanager.train_num_rays
 
     def forward(self, step: int) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor]]:
         """A training step's outputs, losses and metrics: the call DistributedDataParallel wraps."""
         return self.get_train_loss_dict(step)
 
     def get_train_loss_dict(self, step: int) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor]]:
-        ray_bundle, batch = self.datamanager.next_train(step, num_rays=self.train_num_rays())
+        ray_bundle, batch = self.datamanager.next_train(step)
         outputs = self.model(ray_bundle)
         metrics_dict = self.model.get_metrics_dict(outputs, batch)
         loss_dict = self.model.get_loss_dict(outputs, batch, metrics_dict)

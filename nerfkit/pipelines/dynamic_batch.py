@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -13,6 +14,9 @@ from nerfkit.configs.base_config import Target
 from nerfkit.configs.ranges import ranged
 from nerfkit.kernels.backends import Backends
 from nerfkit.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
+
+BATCH_KEY = "num_rays_per_batch"
+"""State-dict key of the current batch size."""
 
 
 @dataclass
@@ -33,7 +37,11 @@ class DynamicBatchPipelineConfig(VanillaPipelineConfig):
 
 
 class DynamicBatchPipeline(VanillaPipeline):
-    """Resizes the next batch by target / measured samples; the model reports `num_samples_per_batch`."""
+    """Resizes the datamanager's next batch by target / measured samples; the model reports `num_samples_per_batch`.
+
+    The batch size is part of the checkpoint, so a resumed run continues exactly; it is saved under the key
+    `num_rays_per_batch`, which checkpoints have always held.
+    """
 
     config: DynamicBatchPipelineConfig
 
@@ -42,34 +50,43 @@ class DynamicBatchPipeline(VanillaPipeline):
         config: DynamicBatchPipelineConfig,
         device: torch.device | str,
         backends: Backends | None = None,
-        world_size: int = 1,
-        local_rank: int = 0,
         mixed_precision: bool = False,
     ) -> None:
-        super().__init__(
-            config,
-            device,
-            backends=backends,
-            world_size=world_size,
-            local_rank=local_rank,
-            mixed_precision=mixed_precision,
-        )
+        super().__init__(config, device, backends=backends, mixed_precision=mixed_precision)
         self.target_num_samples, self.max_num_rays_per_batch = config.batch_limits(torch.device(device))
-        # A buffer, so the batch size is part of the checkpoint and a resumed run continues exactly.
-        initial = torch.tensor(config.datamanager.train_num_rays_per_batch)
-        self.register_buffer("num_rays_per_batch", initial)
-
-    def train_num_rays(self) -> int:
-        return int(self.num_rays_per_batch)
 
     def get_train_loss_dict(self, step: int) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor]]:
         num_rays = self.train_num_rays()
         outputs, loss_dict, metrics_dict = super().get_train_loss_dict(step)
         num_samples = max(int(self._mean_over_ranks(outputs["num_samples_per_batch"].to(self.model.device))), 1)
         resized = num_rays * self.target_num_samples // num_samples
-        self.num_rays_per_batch.fill_(min(max(resized, 64), self.max_num_rays_per_batch))
+        self.datamanager.train_num_rays = min(max(resized, 64), self.max_num_rays_per_batch)
         metrics_dict["num_rays_per_batch"] = torch.tensor(float(num_rays))
         return outputs, loss_dict, metrics_dict
+
+    def _save_to_state_dict(self, destination: dict[str, Any], prefix: str, keep_vars: bool) -> None:
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        destination[prefix + BATCH_KEY] = torch.tensor(self.datamanager.train_num_rays)
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        # Taken out of the state dict (torch passes a copy meant to be modified), so it is not reported unexpected.
+        saved = state_dict.pop(prefix + BATCH_KEY, None)
+        if saved is None:
+            missing_keys.append(prefix + BATCH_KEY)
+        else:
+            self.datamanager.train_num_rays = int(saved)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
     @staticmethod
     def _mean_over_ranks(num_samples: Int[Tensor, ""]) -> Float[Tensor, ""]:

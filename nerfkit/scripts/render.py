@@ -223,7 +223,7 @@ def split_cameras(datamanager: VanillaDataManager, split: str) -> Cameras:
     config = datamanager.config
     dataparser = config.dataparser if config.data is None else replace(config.dataparser, data=config.data)
     outputs = dataparser.setup().get_dataparser_outputs(split)
-    return outputs.cameras.rescale_output_resolution(1 / outputs.metadata.get("downscale_factor", 1))
+    return outputs.downscaled_cameras()
 
 
 def output_image(outputs: dict[str, Tensor], name: str, depth_range: tuple[float | None, float | None]) -> Tensor:

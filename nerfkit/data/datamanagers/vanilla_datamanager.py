@@ -45,17 +45,13 @@ class VanillaDataManager:
     different rays, and a resumed run draws the same rays as an uninterrupted one.
     """
 
-    def __init__(
-        self,
-        config: VanillaDataManagerConfig,
-        device: torch.device | str = "cpu",
-        world_size: int = 1,
-        local_rank: int = 0,
-    ) -> None:
+    train_num_rays: int
+    """Rays per training batch: the config's at first; a dynamic-batch pipeline resizes it every step."""
+
+    def __init__(self, config: VanillaDataManagerConfig, device: torch.device | str = "cpu") -> None:
         self.config = config
         self.device = torch.device(device)
-        self.world_size = world_size
-        self.local_rank = local_rank
+        self.train_num_rays = config.train_num_rays_per_batch
         dataparser_config = config.dataparser if config.data is None else replace(config.dataparser, data=config.data)
         dataparser = dataparser_config.setup()
         self.train_dataparser_outputs = dataparser.get_dataparser_outputs("train")
@@ -88,9 +84,9 @@ class VanillaDataManager:
         return ray_bundle, {"image": image, "indices": indices}
 
     def next_train(self, step: int, num_rays: int | None = None) -> tuple[RayBundle, dict[str, Tensor]]:
-        """Rays through random training pixels (`num_rays`, default the configured batch); batch holds their colours
-        and (camera, y, x) indices."""
-        return self._sample_rays(self.train_dataset, num_rays or self.config.train_num_rays_per_batch)
+        """Rays through random training pixels (`num_rays`, default `train_num_rays`); batch holds their colours and
+        (camera, y, x) indices."""
+        return self._sample_rays(self.train_dataset, num_rays or self.train_num_rays)
 
     def next_eval(self, step: int) -> tuple[RayBundle, dict[str, Tensor]]:
         """Rays through random evaluation pixels, batched as in `next_train`."""

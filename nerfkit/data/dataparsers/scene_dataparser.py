@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -227,15 +227,15 @@ def prescaled_images(frames: list[CaptureFrame], factor: int) -> list[Path] | No
     return paths if size == expected else None
 
 
-def check_downscaled_size(cameras: Cameras, factor: int, data: Path) -> None:
+def check_downscaled_size(outputs: DataparserOutputs, data: Path) -> None:
     """Refuses a downscale factor that leaves an image without pixels (a 6-pixel side divided by 16)."""
-    scaled = cameras.rescale_output_resolution(1 / factor)
+    scaled = outputs.downscaled_cameras()
     if bool((scaled.width >= 1).all() and (scaled.height >= 1).all()):
         return
-    smallest = int(torch.minimum(cameras.width, cameras.height).min())
+    smallest = int(torch.minimum(outputs.cameras.width, outputs.cameras.height).min())
     raise NerfkitError(
-        f"--pipeline.datamanager.dataparser.downscale-factor {factor} leaves the images of {data} without pixels "
-        f"(their smallest side is {smallest} pixels)",
+        f"--pipeline.datamanager.dataparser.downscale-factor {outputs.downscale_factor} leaves the images of {data} "
+        f"without pixels (their smallest side is {smallest} pixels)",
         hint=f"use a downscale factor of at most {smallest}",
     )
 
@@ -302,27 +302,29 @@ class SceneDataParser(DataParser):
         factor = config.downscale_factor
         if factor < 1:
             raise NerfkitError(f"downscale_factor is {factor!r}.", "Set downscale_factor to a whole number, 1 or more.")
-        check_downscaled_size(cameras, factor, data)
-        prescaled = prescaled_images(frames, factor)
-        metadata: dict[str, object] = {
-            "near_plane": scene.near_plane,
-            "far_plane": scene.far_plane,
-            "downscale_factor": 1 if prescaled else factor,
-        }
-        if capture.points3d is not None:
-            metadata["points3d_xyz"] = torch.from_numpy(apply_to_points(capture.points3d, scene.transform, scene.scale))
-            if capture.points3d_rgb is not None:
-                metadata["points3d_rgb"] = torch.from_numpy(capture.points3d_rgb)
-        return DataparserOutputs(
-            image_filenames=prescaled or [frame.image_path for frame in frames],
-            cameras=cameras.rescale_output_resolution(1 / factor) if prescaled else cameras,
+        points = capture.points3d
+        xyz = None if points is None else torch.from_numpy(apply_to_points(points, scene.transform, scene.scale))
+        rgb = None if points is None or capture.points3d_rgb is None else torch.from_numpy(capture.points3d_rgb)
+        outputs = DataparserOutputs(
+            image_filenames=[frame.image_path for frame in frames],
+            cameras=cameras,
             scene_box=SceneBox.cube(scene.scene_scale),
-            metadata=metadata,
+            downscale_factor=factor,
+            near_plane=scene.near_plane,
+            far_plane=scene.far_plane,
+            points3d_xyz=xyz,
+            points3d_rgb=rgb,
             mask_filenames=[frame.mask_path for frame in frames],
             dataparser_transform=torch.from_numpy(scene.transform).float(),
             dataparser_scale=scene.scale,
             format_description=f"{scene.format} ({'detected' if scene.detected else 'as configured'})",
         )
+        check_downscaled_size(outputs, data)
+        prescaled = prescaled_images(frames, factor)
+        if prescaled is None:
+            return outputs
+        # The files are already at the training size: the outputs describe them, and leave the dataset nothing to do.
+        return replace(outputs, image_filenames=prescaled, cameras=outputs.downscaled_cameras(), downscale_factor=1)
 
 
 def _relative(path: Path, data: Path) -> Path:
