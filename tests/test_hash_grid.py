@@ -45,7 +45,7 @@ def test_the_defaults_are_those_of_instant_ngp_and_nerfacto() -> None:
 def test_every_grid_is_the_one_its_config_describes() -> None:
     sizes = {"num_levels": 2, "log2_hashmap_size": 8, "max_resolution": 32, "features_per_level": 4}
     ngp = InstantNGPModelConfig(**sizes, hidden_dim=16, hidden_dim_color=16)
-    model = ngp.setup(scene_box=BOX, num_train_data=1, metadata={"near_plane": 2.0, "far_plane": 6.0})
+    model = ngp.setup(scene_box=BOX, num_train_data=1, near_plane=2.0, far_plane=6.0)
     assert model.field.density_field.encoding.layout == layout(HashGridConfig(**sizes))
     nerfacto = NerfactoModelConfig(**sizes, proposal_max_resolutions=(16, 24), proposal_log2_hashmap_size=8)
     model = nerfacto.setup(scene_box=BOX, num_train_data=1)
