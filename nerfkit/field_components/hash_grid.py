@@ -40,3 +40,14 @@ class HashGridConfig(PrintableConfig):
             self.max_resolution,
             backend=backends.hash_encoding,
         )
+
+
+@dataclass
+class HashFieldConfig(HashGridConfig):
+    """Instant-NGP's field, which nerfacto keeps: a hash grid feeds a density MLP, whose features and the view direction
+    feed a colour MLP. The grid's sizes and the two MLPs' widths."""
+
+    hidden_dim: Count = 64
+    """Width of the density MLP."""
+    hidden_dim_color: Count = 64
+    """Width of the colour MLP."""

@@ -8,8 +8,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from nerfkit.configs.base_config import Target
-from nerfkit.configs.ranges import Count
-from nerfkit.field_components.hash_grid import HashGridConfig
+from nerfkit.field_components.hash_grid import HashFieldConfig
 from nerfkit.fields.ngp_field import NGPField
 from nerfkit.model_components.backgrounds import PackedBackgroundChoice, RandomBackgroundConfig
 from nerfkit.model_components.occupancy_sampling import OccupancySamplerConfig
@@ -19,14 +18,10 @@ from nerfkit.models.single_pass import SinglePassOutputs
 
 
 @dataclass
-class InstantNGPModelConfig(HashGridConfig, ModelConfig):
-    """Settings of the Instant-NGP model for bounded scenes; its hash grid's sizes are HashGridConfig's fields."""
+class InstantNGPModelConfig(HashFieldConfig, ModelConfig):
+    """Settings of the Instant-NGP model for bounded scenes; its field's sizes are HashFieldConfig's fields."""
 
     _target: Target = field(default_factory=lambda: NGPModel)
-    hidden_dim: Count = 64
-    """Width of the density MLP."""
-    hidden_dim_color: Count = 64
-    """Width of the colour MLP."""
     sampler: OccupancySamplerChoice = field(default_factory=OccupancySamplerConfig)
     """Where rays are sampled: this model needs the occupancy grid."""
     background_color: PackedBackgroundChoice = field(default_factory=RandomBackgroundConfig)

@@ -16,7 +16,7 @@ from nerfkit.configs.base_config import Target
 from nerfkit.configs.ranges import Count, NonNegative, NonNegativeInt, Positive, ranged
 from nerfkit.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
 from nerfkit.errors import NerfkitError
-from nerfkit.field_components.hash_grid import HashGridConfig, Log2HashmapSize
+from nerfkit.field_components.hash_grid import HashFieldConfig, HashGridConfig, Log2HashmapSize
 from nerfkit.field_components.spatial_distortions import SceneContraction
 from nerfkit.fields.density_fields import HashDensityField
 from nerfkit.fields.nerfacto_field import NerfactoField
@@ -40,8 +40,8 @@ ProposalSamplerChoice = component_choice(
 
 
 @dataclass
-class NerfactoModelConfig(HashGridConfig, ModelConfig):
-    """Settings of nerfacto; the defaults are Nerfstudio's. The field's hash-grid sizes are HashGridConfig's fields."""
+class NerfactoModelConfig(HashFieldConfig, ModelConfig):
+    """Settings of nerfacto; the defaults are Nerfstudio's. The field's sizes are HashFieldConfig's fields."""
 
     _target: Target = field(default_factory=lambda: NerfactoModel)
     near_plane: Plane = 0.05
@@ -56,10 +56,6 @@ class NerfactoModelConfig(HashGridConfig, ModelConfig):
     """Where the field is evaluated: nerfacto needs the proposal sampler, whose weights train its proposal networks."""
     scene_contraction: Literal["l-inf", "l2", "off"] = "l-inf"
     """Contraction of space outside the scene box (off: nothing exists outside the box)."""
-    hidden_dim: Count = 64
-    """Width of the density MLP."""
-    hidden_dim_color: Count = 64
-    """Width of the colour MLP."""
     num_layers_color: Count = 3
     """Linear layers of the colour MLP."""
     appearance_embed_dim: NonNegativeInt = 32
