@@ -29,3 +29,30 @@ def test_an_optimizer_without_gradients_is_skipped_under_a_grad_scaler(max_norm:
     assert all(not torch.equal(a, b) for a, b in zip(before_used, used.parameters(), strict=True))
     assert all(torch.equal(a, b) for a, b in zip(before_unused, unused.parameters(), strict=True))
     assert optimizers.optimizers["proposal_networks"].state == {}
+
+
+@pytest.mark.parametrize("scale", [None, 1024.0], ids=["plain", "grad-scaler"])
+def test_fused_adam_follows_torchs_reference_adam(scale: float | None) -> None:
+    """The fused kernel (the default) against torch's per-tensor loop, over several steps, with and without a
+    gradient scaler (then one step's gradients overflow, and both must skip it)."""
+    torch.manual_seed(0)
+    reference = nn.Sequential(nn.Linear(3, 16), nn.ReLU(), nn.Linear(16, 2))
+    fused = nn.Sequential(nn.Linear(3, 16), nn.ReLU(), nn.Linear(16, 2))
+    fused.load_state_dict(reference.state_dict())
+    runs = []
+    for model, use_fused in ((reference, False), (fused, True)):
+        config = AdamOptimizerConfig(lr=1e-2, eps=1e-15, fused=use_fused)
+        optimizers = Optimizers({"fields": ParamGroupConfig(optimizer=config)}, {"fields": list(model.parameters())})
+        scaler = torch.amp.GradScaler("cpu", init_scale=scale or 1.0, enabled=scale is not None)
+        runs.append((model, optimizers, scaler))
+    inputs = torch.randn(6, 32, 3)
+    for step, batch in enumerate(inputs):
+        for model, optimizers, scaler in runs:
+            optimizers.zero_grad_all()
+            loss = model(batch).square().mean() * (float("inf") if step == 3 and scale else 1.0)
+            scaler.scale(loss).backward()
+            optimizers.optimizer_step_all(scaler)
+            scaler.update()
+    assert runs[1][1].optimizers["fields"].param_groups[0]["fused"]
+    for ours, theirs in zip(fused.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)

