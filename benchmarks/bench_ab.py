@@ -23,8 +23,9 @@ from rich.console import Console
 from rich.table import Table
 
 from nerfkit.engine.trainer import Trainer
+from nerfkit.engine.training_run import setup_trainer
 from nerfkit.plugins.registry import get_registry
-from nerfkit.scripts.train import parse_args, setup_trainer
+from nerfkit.scripts.train import parse_args
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "lego"
 

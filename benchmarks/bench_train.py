@@ -29,9 +29,11 @@ from rich.console import Console
 from rich.table import Table
 
 from nerfkit.configs.serialization import to_data
-from nerfkit.engine.trainer import Trainer, TrainerConfig
+from nerfkit.configs.trainer import TrainerConfig
+from nerfkit.engine.trainer import Trainer
+from nerfkit.engine.training_run import setup_trainer
 from nerfkit.plugins.registry import get_registry
-from nerfkit.scripts.train import parse_args, setup_trainer
+from nerfkit.scripts.train import parse_args
 from nerfkit.utils.cli import run_cli
 
 BENCH_DIR = Path(__file__).resolve().parent

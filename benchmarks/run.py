@@ -793,7 +793,7 @@ def measure(task: RankTask, config: TrainerConfig, rank: Rank, result: dict[str,
     import torch
     from rich.console import Console
 
-    from nerfkit.scripts.train import setup_trainer
+    from nerfkit.engine.training_run import setup_trainer
 
     entry, clock = task.entry, task.record.clock
     trainer = setup_trainer(config, Console(quiet=True), rank)
@@ -843,7 +843,7 @@ def run_rank(task: RankTask, rank: Rank, config: TrainerConfig) -> int:
     only train alongside it. Module-level, so the ranks a multi-GPU entry spawns can unpickle it."""
     from rich.console import Console
 
-    from nerfkit.scripts.train import setup_trainer
+    from nerfkit.engine.training_run import setup_trainer
 
     if not rank.is_main:
         trainer = setup_trainer(config, Console(quiet=True), rank)
@@ -867,8 +867,9 @@ def launch_entry(entry: Entry, record: ResultFile, result: dict[str, Any]) -> No
     result["load_average_at_start"] = os.getloadavg()
     from rich.console import Console
 
+    from nerfkit.engine.training_run import launch_training
     from nerfkit.plugins.registry import discover_methods
-    from nerfkit.scripts.train import launch_training, parse_args
+    from nerfkit.scripts.train import parse_args
 
     result["imports_finished_s"] = record.clock.age()
     with tempfile.TemporaryDirectory(prefix="nerfkit-benchmark-") as tmp:

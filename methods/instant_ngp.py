@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from nerfkit.configs.models import InstantNGPModelConfig
+from nerfkit.configs.pipelines import DynamicBatchPipelineConfig
 from nerfkit.engine.recipes import adam_group, method_spec
-from nerfkit.models.instant_ngp import InstantNGPModelConfig
-from nerfkit.pipelines.dynamic_batch import DynamicBatchPipelineConfig
 
 MAX_STEPS = 30_000
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from nerfkit.configs.models import NerfactoModelConfig
 from nerfkit.engine.recipes import adam_group, method_spec
-from nerfkit.models.nerfacto import NerfactoModelConfig
 
 MAX_STEPS = 30_000
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from nerfkit.configs.models import VanillaModelConfig, VanillaOccupancyModelConfig
+from nerfkit.configs.pipelines import DynamicBatchPipelineConfig
 from nerfkit.engine.recipes import adam_group, method_spec
-from nerfkit.models.vanilla_nerf import VanillaModelConfig
-from nerfkit.models.vanilla_nerf_occupancy import VanillaOccupancyModelConfig
-from nerfkit.pipelines.dynamic_batch import DynamicBatchPipelineConfig
 
 MAX_STEPS = 200_000
 

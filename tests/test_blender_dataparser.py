@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import torch
 
-from nerfkit.data.dataparsers.base_dataparser import DataparserOutputs, Split
-from nerfkit.data.dataparsers.scene_dataparser import SceneDataParserConfig
+from nerfkit.configs.data import SceneDataParserConfig, Split
+from nerfkit.data.dataparsers.base_dataparser import DataparserOutputs
 from nerfkit.errors import NerfkitError
 
 

@@ -13,12 +13,13 @@ import torch
 from PIL import Image
 from rich.console import Console
 
+from nerfkit.configs.data import SceneDataParserConfig
 from nerfkit.data.builtin_scene import SPLIT_SIZES, builtin_scene_dir, generate_builtin_scene
-from nerfkit.data.dataparsers.scene_dataparser import SceneDataParserConfig
 from nerfkit.engine.evaluation import load_split
+from nerfkit.engine.training_run import setup_trainer
 from nerfkit.pipelines.base_pipeline import evaluating
 from nerfkit.plugins.registry import get_registry
-from nerfkit.scripts.train import parse_args, setup_trainer
+from nerfkit.scripts.train import parse_args
 
 NGP_STEPS = 500
 MIN_PSNR = 18.5

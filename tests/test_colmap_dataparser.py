@@ -17,6 +17,7 @@ from PIL import Image
 from test_colmap_model import POSES, make_model
 
 from nerfkit.cameras.distortion import CameraModel, distort_fisheye, distort_opencv
+from nerfkit.configs.data import ColmapOptions
 from nerfkit.data.colmap_model import (
     CAMERA_MODELS,
     SUPPORTED_MODELS,
@@ -28,7 +29,7 @@ from nerfkit.data.colmap_model import (
     write_model,
 )
 from nerfkit.data.dataparsers.capture import Capture, CaptureFrame
-from nerfkit.data.dataparsers.colmap_dataparser import ColmapOptions, looks_like_colmap, read_colmap_capture
+from nerfkit.data.dataparsers.colmap_dataparser import looks_like_colmap, read_colmap_capture
 from nerfkit.data.dataparsers.scene_dataparser import capture_cameras
 from nerfkit.errors import NerfkitError
 

@@ -17,29 +17,28 @@ from rich.console import Console
 
 from nerfkit.cameras.rays import RayBundle
 from nerfkit.configs.config_types import register_config_type
-from nerfkit.configs.serialization import read_yaml
-from nerfkit.data.scene_box import SceneBox
-from nerfkit.engine.run_config import load_run_config
-from nerfkit.engine.trainer import TrainerConfig
-from nerfkit.errors import NerfkitError
-from nerfkit.field_components.encoding_configs import (
-    HashGridEncodingConfig,
-    SHEncodingConfig,
-)
-from nerfkit.model_components.backgrounds import BackgroundConfig, RandomBackgroundConfig
-from nerfkit.model_components.colliders import AABBColliderConfig
-from nerfkit.model_components.component_context import ComponentContext
-from nerfkit.model_components.ray_samplers import (
+from nerfkit.configs.fields import HashGridEncodingConfig, SHEncodingConfig
+from nerfkit.configs.model_components import (
+    AABBColliderConfig,
+    BackgroundConfig,
     LinDispSamplerConfig,
     PDFSamplerConfig,
+    RandomBackgroundConfig,
     UniformSamplerConfig,
 )
+from nerfkit.configs.models import VanillaModelConfig
+from nerfkit.configs.serialization import read_yaml
+from nerfkit.configs.trainer import TrainerConfig
+from nerfkit.data.scene_box import SceneBox
+from nerfkit.engine.run_config import load_run_config
+from nerfkit.engine.training_run import train
+from nerfkit.errors import NerfkitError
+from nerfkit.model_components.component_context import ComponentContext
 from nerfkit.model_components.spacing import spacing_fn
-from nerfkit.models.vanilla_nerf import VanillaModelConfig
 from nerfkit.plugins import components
 from nerfkit.plugins.components import implementations
 from nerfkit.plugins.registry import get_registry
-from nerfkit.scripts.train import config_as_yaml, parse_args, train
+from nerfkit.scripts.train import config_as_yaml, parse_args
 
 LEGO_FLAGS = [
     *TINY_MODEL,
@@ -265,9 +264,10 @@ def test_print_config_is_a_valid_experiment_file(lego_dir: Path, tmp_path: Path)
 def test_print_config_prints_and_exits(
     lego_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from nerfkit.engine import training_run
     from nerfkit.scripts import train as train_script
 
-    monkeypatch.setattr(train_script, "train", lambda config: pytest.fail("--print-config must not train"))
+    monkeypatch.setattr(training_run, "launch_training", lambda *args, **kwargs: pytest.fail("must not train"))
     assert train_script.main(["vanilla-nerf", "--data", str(lego_dir), "--print-config"]) == 0
     output = capsys.readouterr().out
     assert output.startswith("# kit-train vanilla-nerf --config FILE")
@@ -288,7 +288,8 @@ def test_a_saved_run_config_is_a_valid_experiment_file(tiny_lego_run: Path, tmp_
 PLUGIN = '''
 from dataclasses import dataclass
 
-from nerfkit.model_components.backgrounds import BackgroundConfig, ConstantBackground
+from nerfkit.configs.model_components import BackgroundConfig
+from nerfkit.model_components.backgrounds import ConstantBackground
 from nerfkit.plugins.components import register_component
 
 

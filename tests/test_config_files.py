@@ -12,10 +12,10 @@ import pytest
 import yaml
 from rich.console import Console
 
+from nerfkit.configs.optimizers import RAdamOptimizerConfig
 from nerfkit.configs.serialization import SCHEMA_VERSION
-from nerfkit.engine.optimizers import RAdamOptimizerConfig
+from nerfkit.configs.trainer import TrainerConfig
 from nerfkit.engine.run_config import load_run_config, prepare_run_config, save_run_config
-from nerfkit.engine.trainer import TrainerConfig
 from nerfkit.errors import NerfkitError
 from nerfkit.plugins.registry import get_registry
 

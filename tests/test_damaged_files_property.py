@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from nerfkit.configs.trainer import TrainerConfig
 from nerfkit.data.dataparsers.blender_dataparser import read_blender_capture
 from nerfkit.data.dataparsers.nerfstudio_dataparser import read_nerfstudio_capture
 from nerfkit.engine.run_config import load_run_config
-from nerfkit.engine.trainer import TrainerConfig
 from nerfkit.errors import NerfkitError
 from nerfkit.plugins.registry import get_registry
 

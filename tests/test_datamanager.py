@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from nerfkit.data.datamanagers.vanilla_datamanager import VanillaDataManager, VanillaDataManagerConfig
-from nerfkit.data.dataparsers.scene_dataparser import SceneDataParserConfig
+from nerfkit.configs.data import SceneDataParserConfig, VanillaDataManagerConfig
+from nerfkit.data.datamanagers.vanilla_datamanager import VanillaDataManager
 
 NUM_RAYS = 256
 

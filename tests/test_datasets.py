@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
+from nerfkit.configs.data import SceneDataParserConfig
 from nerfkit.data import datasets
 from nerfkit.data.dataparsers.base_dataparser import DataparserOutputs
-from nerfkit.data.dataparsers.scene_dataparser import SceneDataParserConfig
 from nerfkit.data.datasets import InputDataset, cache_root
 from nerfkit.errors import NerfkitError
 

@@ -20,12 +20,13 @@ from rich.console import Console
 
 from nerfkit.configs.base_config import MachineConfig
 from nerfkit.configs.ranges import check_ranges
+from nerfkit.configs.trainer import TrainerConfig
 from nerfkit.engine.checkpoints import list_checkpoints, load_checkpoint
 from nerfkit.engine.distributed import Rank, check_machine, launch
-from nerfkit.engine.trainer import TrainerConfig
+from nerfkit.engine.training_run import launch_training, setup_trainer
 from nerfkit.errors import NerfkitError
 from nerfkit.plugins.registry import get_registry
-from nerfkit.scripts.train import launch_training, main, parse_args, setup_trainer
+from nerfkit.scripts.train import main, parse_args
 
 TINY_VANILLA = [
     *TINY_MODEL,

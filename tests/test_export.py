@@ -20,6 +20,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from nerfkit.cameras.rays import RayBundle
+from nerfkit.configs.models import InstantNGPModelConfig, ModelConfig, VanillaOccupancyModelConfig
 from nerfkit.data.builtin_scene import split_cameras
 from nerfkit.data.scene_box import SceneBox
 from nerfkit.engine.run_loading import LoadedRun, load_run
@@ -27,9 +28,7 @@ from nerfkit.errors import NerfkitError
 from nerfkit.exporters.files import write_obj, write_ply
 from nerfkit.exporters.mesh import mesh_from_model, sample_density_grid, surface_at_level
 from nerfkit.exporters.point_cloud import pixel_rays, point_cloud_from_cameras
-from nerfkit.models.base_model import Model, ModelConfig
-from nerfkit.models.instant_ngp import InstantNGPModelConfig
-from nerfkit.models.vanilla_nerf_occupancy import VanillaOccupancyModelConfig
+from nerfkit.models.base_model import Model
 from nerfkit.pipelines.base_pipeline import evaluating
 from nerfkit.scripts.export import main
 from nerfkit.utils.cli import run_cli

@@ -11,9 +11,10 @@ from kit_flags import TINY_NGP_MODEL
 
 import nerfkit.engine.trainer as trainer_module
 import nerfkit.utils.timing as timing
-from nerfkit.pipelines.dynamic_batch import DynamicBatchPipelineConfig
+from nerfkit.configs.pipelines import DynamicBatchPipelineConfig
+from nerfkit.engine.training_run import setup_trainer
 from nerfkit.plugins.registry import get_registry
-from nerfkit.scripts.train import parse_args, setup_trainer
+from nerfkit.scripts.train import parse_args
 
 
 def test_dynamic_batch_defaults_follow_the_device() -> None:

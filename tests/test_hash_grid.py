@@ -11,14 +11,13 @@ import fake_tinycudann
 import pytest
 import torch
 
+from nerfkit.configs.fields import HashGridConfig
+from nerfkit.configs.models import InstantNGPModelConfig, NerfactoModelConfig
 from nerfkit.data.scene_box import SceneBox
-from nerfkit.field_components.hash_grid import HashGridConfig
 from nerfkit.fields.ngp_field import NGPField
 from nerfkit.kernels import tcnn
 from nerfkit.kernels.backends import Backends, KernelsConfig, PackageStatus, resolve_backends
 from nerfkit.kernels.hash_encoding import HashGridLayout
-from nerfkit.models.instant_ngp import InstantNGPModelConfig
-from nerfkit.models.nerfacto import NerfactoModelConfig
 
 TINY = HashGridConfig(num_levels=2, log2_hashmap_size=8, max_resolution=32)
 BOX = SceneBox.cube(1.5)

@@ -12,7 +12,8 @@ import pytest
 from test_colmap_dataparser import assert_rays_recover, write_image
 from test_colmap_model import POSES
 
-from nerfkit.data.dataparsers.llff_dataparser import LLFFOptions, looks_like_llff, read_llff_capture
+from nerfkit.configs.data import LLFFOptions
+from nerfkit.data.dataparsers.llff_dataparser import looks_like_llff, read_llff_capture
 from nerfkit.errors import NerfkitError
 
 HEIGHT, WIDTH, FOCAL = 48, 64, 50.0

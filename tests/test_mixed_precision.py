@@ -16,8 +16,9 @@ from torch import Tensor, nn
 
 import nerfkit.models.nerfacto as nerfacto_module
 from nerfkit.engine.trainer import Trainer
+from nerfkit.engine.training_run import setup_trainer
 from nerfkit.plugins.registry import get_registry
-from nerfkit.scripts.train import parse_args, setup_trainer
+from nerfkit.scripts.train import parse_args
 
 
 def mixed_precision_trainer(lego_dir: Path, lego_cache_dir: Path, run_dir: Path, monkeypatch: pytest.MonkeyPatch):

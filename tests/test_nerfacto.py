@@ -11,9 +11,12 @@ import pytest
 import torch
 from test_train_e2e import kit_train, scalars, silhouette_oracle_psnr
 
-from nerfkit.cameras.camera_optimizers import CameraOptimizer, CameraOptimizerConfig, pose_corrections, skew, so3_exp
+from nerfkit.cameras.camera_optimizers import CameraOptimizer, pose_corrections, skew, so3_exp
 from nerfkit.cameras.cameras import Cameras
 from nerfkit.cameras.rays import RayBundle
+from nerfkit.configs.cameras import CameraOptimizerConfig
+from nerfkit.configs.model_components import ProposalSamplerConfig
+from nerfkit.configs.models import NerfactoModelConfig
 from nerfkit.data.scene_box import SceneBox
 from nerfkit.engine.checkpoints import list_checkpoints
 from nerfkit.field_components.embedding import AppearanceEmbedding
@@ -21,14 +24,8 @@ from nerfkit.field_components.spatial_distortions import SceneContraction, contr
 from nerfkit.kernels import hash_encoding
 from nerfkit.model_components.colliders import NearFarCollider
 from nerfkit.model_components.losses import distortion_loss, envelope_weights, interlevel_loss
-from nerfkit.model_components.proposal_sampler import (
-    ProposalNetworkSampler,
-    ProposalSamplerConfig,
-    anneal_exponent,
-    proposals_update,
-)
+from nerfkit.model_components.proposal_sampler import ProposalNetworkSampler, anneal_exponent, proposals_update
 from nerfkit.model_components.spacing import inverse_spacing_fn, spacing_fn, spacing_to_distance
-from nerfkit.models.nerfacto import NerfactoModelConfig
 
 # ---------------------------------------------------------------------------------------------------------------
 # Scene contraction

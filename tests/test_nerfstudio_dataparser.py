@@ -12,8 +12,8 @@ from test_colmap_dataparser import write_image
 from test_distortion import reference_opencv
 
 from nerfkit.cameras.camera_paths import look_at
-from nerfkit.data.dataparsers.base_dataparser import DataparserOutputs, Split
-from nerfkit.data.dataparsers.scene_dataparser import SceneDataParserConfig
+from nerfkit.configs.data import SceneDataParserConfig, Split
+from nerfkit.data.dataparsers.base_dataparser import DataparserOutputs
 from nerfkit.data.datasets import InputDataset
 from nerfkit.errors import NerfkitError
 

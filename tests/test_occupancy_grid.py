@@ -15,6 +15,7 @@ import pytest
 import torch
 from torch import Tensor
 
+from nerfkit.configs.model_components import OccupancySamplerConfig
 from nerfkit.data.scene_box import SceneBox
 from nerfkit.engine.callbacks import TrainingCallbackLocation
 from nerfkit.errors import NerfkitError
@@ -22,7 +23,6 @@ from nerfkit.kernels import occupancy_grid as occupancy_module
 from nerfkit.kernels.backends import package_status
 from nerfkit.kernels.occupancy_grid import OccupancyGrid, lattice_index, march_lattice
 from nerfkit.model_components.component_context import ComponentContext
-from nerfkit.model_components.occupancy_sampling import OccupancySamplerConfig
 
 ROI = [-1.0, -1.5, -0.5, 1.0, 0.5, 1.5]
 Samples = tuple[Tensor, Tensor, Tensor]

@@ -10,9 +10,10 @@ import pytest
 from rich.console import Console
 
 from nerfkit.engine.checkpoints import list_checkpoints, load_checkpoint
+from nerfkit.engine.training_run import train
 from nerfkit.plugins.registry import get_registry
 from nerfkit.scripts import eval as kit_eval
-from nerfkit.scripts.train import parse_args, train
+from nerfkit.scripts.train import parse_args
 
 FIXTURES = Path(__file__).parent / "fixtures" / "old_runs"
 METHODS = sorted(path.name for path in FIXTURES.iterdir() if path.is_dir())

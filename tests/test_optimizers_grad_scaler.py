@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from nerfkit.engine.optimizers import AdamOptimizerConfig, Optimizers, ParamGroupConfig
+from nerfkit.configs.optimizers import AdamOptimizerConfig, ParamGroupConfig
+from nerfkit.engine.optimizers import Optimizers
 
 
 @pytest.mark.parametrize("max_norm", [None, 1.0])

@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 
 from nerfkit.cameras.camera_paths import look_at
+from nerfkit.configs.data import SceneDataParserConfig
 from nerfkit.data.colmap_model import (
     ColmapCamera,
     ColmapImage,
@@ -31,7 +32,6 @@ from nerfkit.data.colmap_model import (
     read_model,
     write_model,
 )
-from nerfkit.data.dataparsers.scene_dataparser import SceneDataParserConfig
 from nerfkit.data.datasets import InputDataset
 from nerfkit.errors import NerfkitError
 from nerfkit.process_data import colmap_runner

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from jaxtyping import Float
 
+from nerfkit.configs.data import SceneDataParserConfig
 from nerfkit.data.colmap_model import qvec_to_rotation
-from nerfkit.data.dataparsers.scene_dataparser import SceneDataParserConfig
 from nerfkit.data.datasets import InputDataset
 
 MIN_REGISTERED = 35

@@ -16,7 +16,7 @@ import pytest
 from test_config_docs import config_classes
 
 from nerfkit.configs.ranges import Count, Fraction, Positive, Range, check_ranges, declared_ranges, ranged
-from nerfkit.engine.trainer import TrainerConfig
+from nerfkit.configs.trainer import TrainerConfig
 from nerfkit.errors import NerfkitError
 from nerfkit.plugins import components
 from nerfkit.plugins.registry import get_registry
@@ -168,7 +168,8 @@ PLUGIN = '''
 from dataclasses import dataclass
 
 from nerfkit.configs.ranges import Fraction
-from nerfkit.model_components.backgrounds import BackgroundConfig, ConstantBackground
+from nerfkit.configs.model_components import BackgroundConfig
+from nerfkit.model_components.backgrounds import ConstantBackground
 from nerfkit.plugins.components import register_component
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from nerfkit.cameras.rays import RaySamples
-from nerfkit.model_components.backgrounds import BackgroundConfig
+from nerfkit.configs.model_components import BackgroundConfig
 from nerfkit.model_components.renderers import (
     AccumulationRenderer,
     DepthRenderer,

@@ -19,8 +19,9 @@ from kit_flags import TINY_MODEL, TINY_NGP_MODEL
 from rich.console import Console
 
 from nerfkit.engine.checkpoints import list_checkpoints, load_checkpoint
+from nerfkit.engine.training_run import train
 from nerfkit.plugins.registry import get_registry
-from nerfkit.scripts.train import parse_args, train
+from nerfkit.scripts.train import parse_args
 
 TINY_VANILLA = [
     *TINY_MODEL,

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from nerfkit.cameras.camera_paths import look_at
+from nerfkit.configs.data import SceneDataParserConfig, Split, VanillaDataManagerConfig
 from nerfkit.data.colmap_model import (
     ColmapCamera,
     ColmapImage,
@@ -20,9 +21,8 @@ from nerfkit.data.colmap_model import (
     image_pose_from_camera_to_world,
     write_model,
 )
-from nerfkit.data.datamanagers.vanilla_datamanager import VanillaDataManagerConfig
-from nerfkit.data.dataparsers.base_dataparser import DataparserOutputs, Split
-from nerfkit.data.dataparsers.scene_dataparser import SceneDataParserConfig, detect_format
+from nerfkit.data.dataparsers.base_dataparser import DataparserOutputs
+from nerfkit.data.dataparsers.scene_dataparser import detect_format
 from nerfkit.data.dataparsers.scene_normalisation import (
     apply_to_points,
     apply_to_poses,

@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 
+from nerfkit.configs.fields import MAX_SH_LEVELS
 from nerfkit.errors import NerfkitError
-from nerfkit.field_components.encodings import MAX_SH_LEVELS, SHEncoding
+from nerfkit.field_components.encodings import SHEncoding
 from nerfkit.kernels.backends import package_status
 
 SQRT_PI = math.sqrt(math.pi)

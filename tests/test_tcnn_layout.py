@@ -12,17 +12,15 @@ import torch
 from torch import nn
 
 from nerfkit.cameras.rays import RayBundle
+from nerfkit.configs.fields import HashGridEncodingConfig, SHEncodingConfig
+from nerfkit.configs.models import InstantNGPModelConfig, NerfactoModelConfig, VanillaOccupancyModelConfig
 from nerfkit.data.scene_box import SceneBox
-from nerfkit.field_components.encoding_configs import HashGridEncodingConfig, SHEncodingConfig
 from nerfkit.field_components.encodings import SHEncoding
 from nerfkit.kernels import tcnn
 from nerfkit.kernels.backends import Backends, PackageStatus
 from nerfkit.kernels.hash_encoding import HashEncoding
 from nerfkit.kernels.mlp import NetworkMLP
 from nerfkit.models.base_model import Model
-from nerfkit.models.instant_ngp import InstantNGPModelConfig
-from nerfkit.models.nerfacto import NerfactoModelConfig
-from nerfkit.models.vanilla_nerf_occupancy import VanillaOccupancyModelConfig
 
 TCNN = Backends(hash_encoding="cuda-kernels", mlp="cuda-kernels")
 HALF_TOLERANCE = 2e-3

@@ -17,13 +17,13 @@ import torch
 from kit_flags import TINY_MODEL
 
 from nerfkit.cameras.rays import RayBundle
+from nerfkit.configs.fields import FrequencyEncodingConfig
+from nerfkit.configs.model_components import PDFSamplerConfig
 from nerfkit.configs.serialization import read_yaml
 from nerfkit.data.scene_box import SceneBox
 from nerfkit.engine.checkpoints import checkpoint_step, find_checkpoint
 from nerfkit.errors import NerfkitError
-from nerfkit.field_components.encoding_configs import FrequencyEncodingConfig
 from nerfkit.model_components.component_context import ComponentContext
-from nerfkit.model_components.ray_samplers import PDFSamplerConfig
 from nerfkit.plugins.registry import ENV_VAR
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "methods" / "template"

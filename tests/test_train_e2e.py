@@ -16,14 +16,14 @@ from kit_flags import TINY_MODEL
 from rich.console import Console
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from nerfkit.data.datamanagers.vanilla_datamanager import VanillaDataManagerConfig
-from nerfkit.data.dataparsers.scene_dataparser import SceneDataParserConfig
+from nerfkit.configs.data import SceneDataParserConfig, VanillaDataManagerConfig
 from nerfkit.engine.checkpoints import list_checkpoints
+from nerfkit.engine.training_run import train
 from nerfkit.kernels.cpu.build import c_compiler
 from nerfkit.kernels.hash_encoding import fused_cpu_status
 from nerfkit.plugins.registry import get_registry
 from nerfkit.scripts.eval import main as kit_eval
-from nerfkit.scripts.train import parse_args, train
+from nerfkit.scripts.train import parse_args
 
 STEPS = 600
 LEARNING_FLAGS = [

@@ -9,19 +9,21 @@ import torch
 
 from nerfkit.cameras.cameras import Cameras
 from nerfkit.cameras.rays import RayBundle, RaySamples
+from nerfkit.configs.fields import FrequencyEncodingConfig, HashGridEncodingConfig, SHEncodingConfig
+from nerfkit.configs.model_components import (
+    AABBColliderConfig,
+    LinDispSamplerConfig,
+    PDFSamplerConfig,
+    RandomBackgroundConfig,
+    UniformSamplerConfig,
+    WhiteBackgroundConfig,
+)
+from nerfkit.configs.models import VanillaModelConfig
 from nerfkit.data.scene_box import SceneBox
 from nerfkit.errors import NerfkitError
-from nerfkit.field_components.encoding_configs import (
-    FrequencyEncodingConfig,
-    HashGridEncodingConfig,
-    SHEncodingConfig,
-)
 from nerfkit.field_components.encodings import NeRFEncoding
 from nerfkit.fields.vanilla_nerf_field import NeRFField
-from nerfkit.model_components.backgrounds import RandomBackgroundConfig, WhiteBackgroundConfig
-from nerfkit.model_components.colliders import AABBColliderConfig
-from nerfkit.model_components.ray_samplers import LinDispSamplerConfig, PDFSamplerConfig, UniformSamplerConfig
-from nerfkit.models.vanilla_nerf import NeRFModel, VanillaModelConfig
+from nerfkit.models.vanilla_nerf import NeRFModel
 
 
 def tiny_config(**overrides: object) -> VanillaModelConfig:

@@ -5,34 +5,17 @@ start; rays from that camera are rotated about the camera's centre and the centr
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Literal
+from dataclasses import replace
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
 from nerfkit.cameras.rays import RayBundle
-from nerfkit.configs.base_config import InstantiateConfig, Target
-from nerfkit.configs.ranges import NonNegative
-
-CameraOptimizerMode = Literal["off", "SO3xR3", "SE3"]
+from nerfkit.configs.cameras import CameraOptimizerConfig, CameraOptimizerMode
 
 SMALL_ANGLE_SQUARED = 1e-2
 """Below this squared angle the exponential maps use Taylor series: exact to float32 precision, finite gradients."""
-
-
-@dataclass
-class CameraOptimizerConfig(InstantiateConfig):
-    """Per-training-camera pose corrections, learned with the scene."""
-
-    _target: Target = field(default_factory=lambda: CameraOptimizer)
-    mode: CameraOptimizerMode = "SO3xR3"
-    """off; SO3xR3: rotation and translation learned apart; SE3: one rigid motion (translation follows rotation)."""
-    trans_l2_penalty: NonNegative = 1e-2
-    """Weight of the mean translation length in the loss, which keeps corrections from drifting."""
-    rot_l2_penalty: NonNegative = 1e-3
-    """Weight of the mean rotation angle (radians) in the loss."""
 
 
 def skew(vectors: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs 3 3"]:

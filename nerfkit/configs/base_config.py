@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Annotated, Any, Literal
 
@@ -37,19 +38,29 @@ class PrintableConfig:
         return _format_fields(self, "")
 
 
-Target = Annotated[type, tyro.conf.Suppress]
-"""The type of `_target` fields: hidden from the command line, since it is code, not a setting."""
+Target = Annotated[type | str, tyro.conf.Suppress]
+"""The type of `_target` fields: a class, or "module:Class" for one imported only when it is built, which keeps the
+config tree free of torch (help screens and argument errors come without importing it). Hidden from the command
+line, since it is code, not a setting."""
+
+
+def target_class(target: type | str) -> type:
+    """The class a `_target` names."""
+    if isinstance(target, type):
+        return target
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 @dataclass
 class InstantiateConfig(PrintableConfig):
     """A config that builds the object it describes: `config.setup(**runtime_values)`."""
 
-    _target: Target = field(default_factory=lambda: object)
+    _target: Target = object
     """The class that `setup()` builds; each subclass sets its own."""
 
     def setup(self, **kwargs: Any) -> Any:
-        return self._target(self, **kwargs)
+        return target_class(self._target)(self, **kwargs)
 
 
 @dataclass

@@ -21,7 +21,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from nerfkit import __version__
-from nerfkit.data.dataparsers.base_dataparser import Split
+from nerfkit.configs.data import Split
 from nerfkit.data.datasets import InputDataset
 from nerfkit.model_components.renderers import composite_ground_truth
 from nerfkit.models.base_model import Model

@@ -1,68 +1,14 @@
-"""Optimizer configs and the per-parameter-group optimizers a trainer steps."""
+"""The per-parameter-group optimizers a trainer steps."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Any
 
 import torch
-import tyro
 from torch import nn
 
-from nerfkit.configs.base_config import PrintableConfig, Target
-from nerfkit.configs.config_types import register_config_type
-from nerfkit.configs.ranges import NonNegative, Positive, ranged
-from nerfkit.engine.schedulers import SchedulerConfig
+from nerfkit.configs.optimizers import ParamGroupConfig
 from nerfkit.errors import NerfkitError
-
-
-@dataclass
-class OptimizerConfig(PrintableConfig):
-    """Base optimizer config; `setup(params)` builds the torch optimizer."""
-
-    _target: Target = field(default_factory=lambda: torch.optim.Adam)
-    lr: Positive = 5e-4
-    """Learning rate."""
-    eps: NonNegative = 1e-8
-    """Term added to the denominator for numerical stability."""
-    max_norm: ranged(float | None, above=0) = None
-    """Clip the group's gradient norm to this value (None: no clipping)."""
-
-    def setup(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
-        kwargs = {name: value for name, value in vars(self).items() if not name.startswith("_") and name != "max_norm"}
-        return self._target(params, **kwargs)
-
-
-@register_config_type("adam")
-@dataclass
-class AdamOptimizerConfig(OptimizerConfig):
-    """Adam."""
-
-    _target: Target = field(default_factory=lambda: torch.optim.Adam)
-    weight_decay: NonNegative = 0.0
-    """L2 penalty."""
-    fused: bool = True
-    """One fused pass over all parameters (on a CPU ~10x faster on hash grids); off: torch's per-tensor loop."""
-
-
-@register_config_type("radam")
-@dataclass
-class RAdamOptimizerConfig(OptimizerConfig):
-    """Rectified Adam, which needs no learning-rate warm-up."""
-
-    _target: Target = field(default_factory=lambda: torch.optim.RAdam)
-    weight_decay: NonNegative = 0.0
-    """L2 penalty."""
-
-
-@dataclass
-class ParamGroupConfig(PrintableConfig):
-    """How one parameter group is optimised."""
-
-    optimizer: OptimizerConfig = field(default_factory=AdamOptimizerConfig)
-    """Optimizer for the group."""
-    scheduler: Annotated[SchedulerConfig | None, tyro.conf.AvoidSubcommands] = None
-    """Learning-rate schedule for the group (None: constant)."""
 
 
 class Optimizers:

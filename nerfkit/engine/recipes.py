@@ -11,13 +11,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from nerfkit.data.datamanagers.vanilla_datamanager import VanillaDataManagerConfig
-from nerfkit.data.dataparsers.scene_dataparser import SceneDataParserConfig
-from nerfkit.engine.optimizers import AdamOptimizerConfig, ParamGroupConfig
-from nerfkit.engine.schedulers import ExponentialDecaySchedulerConfig
-from nerfkit.engine.trainer import TrainerConfig
-from nerfkit.models.base_model import ModelConfig
-from nerfkit.pipelines.base_pipeline import VanillaPipelineConfig
+from nerfkit.configs.data import SceneDataParserConfig, VanillaDataManagerConfig
+from nerfkit.configs.models import ModelConfig
+from nerfkit.configs.optimizers import AdamOptimizerConfig, ExponentialDecaySchedulerConfig, ParamGroupConfig
+from nerfkit.configs.pipelines import VanillaPipelineConfig
+from nerfkit.configs.trainer import TrainerConfig
 from nerfkit.plugins.registry import MethodSpecification
 
 

@@ -27,15 +27,13 @@ from nerfkit.configs.serialization import (
     with_absolute_paths,
     write_yaml,
 )
-from nerfkit.data.builtin_scene import builtin_scene_dir
+from nerfkit.configs.trainer import TIMESTAMP_PLACEHOLDER
 from nerfkit.errors import NerfkitError
 from nerfkit.plugins.registry import Registry, get_registry
 
 if TYPE_CHECKING:
-    from nerfkit.engine.trainer import TrainerConfig
+    from nerfkit.configs.trainer import TrainerConfig
 
-TIMESTAMP_PLACEHOLDER = "{timestamp}"
-"""The default timestamp: replaced by the time the run starts."""
 HEADER = "# nerfkit run config: plain values only. Reload with kit-train --load-config or --resume.\n"
 
 SAVED_FIELDS = (
@@ -118,6 +116,8 @@ def with_builtin_scene_if_no_data(config: TrainerConfig, console: Console) -> Tr
     """A run given no dataset trains on the built-in scene, and says so, so that a first run needs no download."""
     if dataset_folder(config) is not None:
         return config
+    from nerfkit.data.builtin_scene import builtin_scene_dir
+
     scene = builtin_scene_dir(config.pipeline.datamanager.cache_dir)
     console.print(
         f"no --data given: training on nerfkit's built-in scene ({scene}).\n"

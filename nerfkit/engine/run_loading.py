@@ -14,10 +14,11 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
+from nerfkit.configs.trainer import TrainerConfig
 from nerfkit.engine.checkpoints import find_checkpoint, list_checkpoints, load_checkpoint, load_pipeline_state
 from nerfkit.engine.kernel_loading import prepare_backends
 from nerfkit.engine.run_config import load_run_config
-from nerfkit.engine.trainer import TrainerConfig, resolve_device
+from nerfkit.engine.trainer import resolve_device
 from nerfkit.errors import NerfkitError
 from nerfkit.pipelines.base_pipeline import VanillaPipeline
 

@@ -2,43 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
-
 import numpy as np
 from torch.optim import Optimizer, lr_scheduler
 
-from nerfkit.configs.base_config import PrintableConfig, Target
-from nerfkit.configs.config_types import register_config_type
-from nerfkit.configs.ranges import Count, NonNegative, NonNegativeInt, ranged
-
-
-@dataclass
-class SchedulerConfig(PrintableConfig):
-    """Base scheduler config; `setup(optimizer)` builds the torch scheduler."""
-
-    _target: Target = field(default_factory=lambda: ExponentialDecayScheduler)
-
-    def setup(self, optimizer: Optimizer) -> lr_scheduler.LRScheduler:
-        return self._target(self, optimizer)
-
-
-@register_config_type("exponential-decay")
-@dataclass
-class ExponentialDecaySchedulerConfig(SchedulerConfig):
-    """Optional linear warm-up, then exponential decay from the optimizer's lr to `lr_final` over `max_steps`."""
-
-    _target: Target = field(default_factory=lambda: ExponentialDecayScheduler)
-    lr_pre_warmup: NonNegative = 1e-8
-    """Learning rate at the first warm-up step."""
-    lr_final: ranged(float | None, above=0) = None
-    """Learning rate reached at `max_steps` (None: the optimizer's lr, i.e. no decay)."""
-    warmup_steps: NonNegativeInt = 0
-    """Steps of warm-up."""
-    max_steps: Count = 100000
-    """Step at which `lr_final` is reached; the rate stays there afterwards."""
-    ramp: Literal["linear", "cosine"] = "cosine"
-    """Shape of the warm-up."""
+from nerfkit.configs.optimizers import ExponentialDecaySchedulerConfig
 
 
 def exponential_decay_factor(step: int, config: ExponentialDecaySchedulerConfig, base_lr: float) -> float:

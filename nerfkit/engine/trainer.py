@@ -5,21 +5,18 @@ from __future__ import annotations
 import functools
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import torch
-import tyro
 from rich.console import Console
 from rich.progress import Progress
 from torch import Tensor
 
 from nerfkit import __version__
-from nerfkit.configs.base_config import InstantiateConfig, LoggingConfig, MachineConfig, Target
-from nerfkit.configs.ranges import Count, NonNegativeInt, ranged
 from nerfkit.configs.serialization import to_data
-from nerfkit.data.dataparsers.base_dataparser import DATAPARSER_TRANSFORMS, Split
+from nerfkit.configs.trainer import TrainerConfig
+from nerfkit.data.dataparsers.base_dataparser import DATAPARSER_TRANSFORMS
 from nerfkit.engine.callbacks import TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfkit.engine.checkpoints import (
     checkpoint_path,
@@ -34,16 +31,10 @@ from nerfkit.engine.distributed import any_rank, data_parallel, gather_objects, 
 from nerfkit.engine.evaluation import evaluate_dataset, evaluation_report, load_split
 from nerfkit.engine.interrupts import StopRequest, stop_on_signals
 from nerfkit.engine.kernel_loading import prepare_backends
-from nerfkit.engine.optimizers import Optimizers, ParamGroupConfig
-from nerfkit.engine.run_config import (
-    TIMESTAMP_PLACEHOLDER,
-    prepare_run_config,
-    save_run_config,
-    with_builtin_scene_if_no_data,
-)
+from nerfkit.engine.optimizers import Optimizers
+from nerfkit.engine.run_config import prepare_run_config, save_run_config, with_builtin_scene_if_no_data
 from nerfkit.engine.run_folder import RunFolderLock, remove_stale_temporaries
 from nerfkit.errors import NerfkitError
-from nerfkit.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfkit.utils.files import write_json
 from nerfkit.utils.progress import training_progress
 from nerfkit.utils.rng import get_rng_state, seed_everything, set_rng_state
@@ -57,80 +48,6 @@ RUN_TEMPORARIES = (f".{RUN_CONFIG}*.tmp", f".{METRICS}*.tmp", f".{DATAPARSER_TRA
 writing beside a running trainer)."""
 CHECKPOINT_TEMPORARIES = (".step-*.ckpt*.tmp",)
 """Temporary checkpoint files that a killed process may leave in the checkpoint folder."""
-
-
-@dataclass
-class TrainerConfig(InstantiateConfig):
-    """A whole training run: where it writes, what it trains, and how long."""
-
-    _target: Target = field(default_factory=lambda: Trainer)
-    method_name: Annotated[str, tyro.conf.Suppress] = "unnamed"
-    """Registered name of the method (set by the registry)."""
-    data: Path | None = None
-    """Folder of the dataset (shorthand for --pipeline.datamanager.data)."""
-    max_num_iterations: Count = 1_000_000
-    """Total number of training steps; a resumed run stops here too."""
-    output_dir: Path = Path("outputs")
-    """Runs are written to output-dir/experiment-name/method-name/timestamp."""
-    experiment_name: str | None = None
-    """Name of the experiment folder (None: the dataset folder's name)."""
-    vis: Literal["tensorboard", "wandb", "tensorboard+wandb", "none"] = "tensorboard"
-    """Where to log besides the console and metrics.csv."""
-    mixed_precision: bool = False
-    """Train in mixed precision (CUDA only; ignored on the CPU)."""
-    steps_per_save: NonNegativeInt = 1000
-    """Save a checkpoint every this many steps (0: only at the end); always at the end and on interruption."""
-    keep_last_checkpoints: NonNegativeInt = 3
-    """Checkpoints kept; older ones are deleted (0 keeps all)."""
-    save_only_latest_checkpoint: bool = False
-    """Keep only the newest checkpoint (same as --keep-last-checkpoints 1)."""
-    steps_per_eval_batch: NonNegativeInt = 500
-    """Log the loss on a batch of eval rays every this many steps (0: never)."""
-    steps_per_eval_image: NonNegativeInt = 500
-    """Render one eval image and log its PSNR and images every this many steps (0: never)."""
-    steps_per_eval_all_images: NonNegativeInt = 25000
-    """Render every eval image and log the mean metrics every this many steps (0: never)."""
-    eval_when_finished: bool = False
-    """When training ends, score every image of --eval-split-when-finished and write run/eval_SPLIT.json."""
-    eval_split_when_finished: Split = "test"
-    """Split that --eval-when-finished scores."""
-    config: Path | None = None
-    """Experiment YAML applied on the method's defaults (or --load-config's); other flags still override it."""
-    load_config: Path | None = None
-    """Take the defaults from this config.yml; other flags still override them."""
-    resume: Path | None = None
-    """Continue the run in this folder from its latest checkpoint, with its saved config."""
-    load_dir: Path | None = None
-    """Load model, optimizer and random state from this folder of checkpoints, and continue from its step."""
-    load_step: ranged(int | None, min=0) = None
-    """Step of the checkpoint in --load-dir to load (None: the latest)."""
-    print_config: bool = False
-    """Print the resolved config as YAML (a valid --config file) and exit."""
-    timestamp: str = TIMESTAMP_PLACEHOLDER
-    """Name of the run folder ({timestamp}: the start time)."""
-    run_dir: Path | None = None
-    """Write the run here instead of output-dir/experiment-name/method-name/timestamp."""
-    relative_model_dir: str = "nerfkit_models"
-    """Folder inside the run that holds the checkpoints."""
-    pipeline: VanillaPipelineConfig = field(default_factory=VanillaPipelineConfig)
-    """Data and model."""
-    machine: MachineConfig = field(default_factory=MachineConfig)
-    """Device and seed."""
-    logging: LoggingConfig = field(default_factory=LoggingConfig)
-    """Logging frequency and wandb settings."""
-    optimizers: dict[str, ParamGroupConfig] = field(default_factory=lambda: {"fields": ParamGroupConfig()})
-    """Optimizer and learning-rate schedule per parameter group."""
-    debug: bool = False
-    """Show full tracebacks for errors (also: NERFKIT_DEBUG=1)."""
-
-    def get_base_dir(self) -> Path:
-        if self.run_dir is not None:
-            return self.run_dir
-        experiment = self.experiment_name or "unnamed"
-        return self.output_dir / experiment / self.method_name / self.timestamp
-
-    def get_checkpoint_dir(self) -> Path:
-        return self.get_base_dir() / self.relative_model_dir
 
 
 def resolve_device(device_type: str, local_rank: int) -> torch.device:

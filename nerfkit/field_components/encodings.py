@@ -8,6 +8,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from nerfkit.configs.fields import MAX_SH_LEVELS
+from nerfkit.data.scene_box import SceneBox
 from nerfkit.errors import NerfkitError
 from nerfkit.kernels.backends import Backend
 from nerfkit.kernels.tcnn import import_tinycudann
@@ -61,10 +63,6 @@ class NeRFEncoding(Encoding):
         if self.include_input:
             features.insert(0, in_tensor)
         return torch.cat(features, dim=-1)
-
-
-MAX_SH_LEVELS = 5
-"""Highest `levels` SHEncoding supports (degree 4, 25 features); instant-ngp uses 4."""
 
 
 def spherical_harmonics(directions: Float[Tensor, "*bs 3"], levels: int) -> Float[Tensor, "*bs levels*levels"]:
@@ -158,3 +156,19 @@ class SHEncoding(Encoding):
             return spherical_harmonics(in_tensor, self.levels)
         flat = (in_tensor.reshape(-1, 3) + 1.0) / 2.0
         return self._tcnn_encoding(flat).reshape(*in_tensor.shape[:-1], self.get_out_dim())
+
+
+class InSceneBox(Encoding):
+    """Feeds an encoding of the unit cube with positions in the scene box; positions outside get the box's faces."""
+
+    def __init__(self, encoding: nn.Module, scene_box: SceneBox) -> None:
+        super().__init__(in_dim=3)
+        self.encoding = encoding
+        self.register_buffer("aabb", scene_box.aabb.clone(), persistent=False)
+
+    def get_out_dim(self) -> int:
+        return self.encoding.get_out_dim()
+
+    def forward(self, in_tensor: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs out_dim"]:
+        normalized = (in_tensor - self.aabb[0]) / (self.aabb[1] - self.aabb[0])
+        return self.encoding(normalized.clamp(0.0, 1.0))

@@ -6,8 +6,8 @@ from __future__ import annotations
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from nerfkit.configs.fields import HashGridConfig
 from nerfkit.field_components.activations import trunc_exp
-from nerfkit.field_components.hash_grid import HashGridConfig
 from nerfkit.field_components.spatial_distortions import SceneContraction
 from nerfkit.kernels.backends import Backends
 from nerfkit.kernels.mlp import NetworkMLP

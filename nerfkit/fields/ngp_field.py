@@ -6,8 +6,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from nerfkit.configs.fields import HashGridConfig
 from nerfkit.field_components.encodings import SHEncoding
-from nerfkit.field_components.hash_grid import HashGridConfig
 from nerfkit.field_components.spatial_distortions import SceneContraction
 from nerfkit.fields.density_fields import HashDensityField
 from nerfkit.kernels.backends import Backends

@@ -13,12 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from functools import cache
 from types import ModuleType
-from typing import Literal
-
-import torch
+from typing import TYPE_CHECKING, Literal
 
 from nerfkit.errors import NerfkitError
 from nerfkit.kernels.nerfacc_build import error_line, load_nerfacc_kernels
+
+if TYPE_CHECKING:
+    import torch
 
 Backend = Literal["cuda-kernels", "torch"]
 """The implementation an operation runs on."""
@@ -88,13 +89,21 @@ def package_installed(name: str) -> bool:
         return False
 
 
+def cuda_available() -> bool:
+    """Whether torch sees a CUDA device; torch is imported here, not with the module, as the config tree (which
+    holds `KernelsConfig`) must load without it."""
+    import torch
+
+    return torch.cuda.is_available()
+
+
 @cache
 def package_status(name: str) -> PackageStatus:
     """Probes an optional CUDA package once per process; never raises. For nerfacc that loads its kernels, which the
     first time may mean building them (minutes): only on a machine where torch has CUDA."""
     if not package_installed(name):
         return PackageStatus(name, False, NOT_INSTALLED, installed=False)
-    if not torch.cuda.is_available():
+    if not cuda_available():
         return PackageStatus(name, False, "installed, but torch sees no CUDA device")
     module, reason = _probe_import(name)
     if module is None:
@@ -111,7 +120,7 @@ def fix_hint(status: PackageStatus) -> str:
     """What to do about an unusable package: install it, get CUDA, or repair it."""
     if not status.installed:
         return f"install it: {INSTALL_HINTS[status.name]}"
-    if not torch.cuda.is_available():
+    if not cuda_available():
         return "its kernels need a GPU and a CUDA build of torch"
     return REPAIR_HINTS[status.name]
 

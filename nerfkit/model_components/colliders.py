@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import torch
 from torch import nn
 
 from nerfkit.cameras.rays import RayBundle
-from nerfkit.configs.base_config import InstantiateConfig
 from nerfkit.data.scene_box import SceneBox
 from nerfkit.errors import NerfkitError
 from nerfkit.kernels.occupancy_grid import ray_aabb_intersect
-from nerfkit.model_components.component_context import ComponentContext
-from nerfkit.plugins.components import component_choice, register_component
 
 
 class NearFarCollider(nn.Module):
@@ -53,33 +50,3 @@ class AABBCollider(NearFarCollider):
         nears = torch.where(hits, t_enter.clamp(self.near_plane, self.far_plane), near)
         fars = torch.where(hits, t_exit.clamp(self.near_plane, self.far_plane), near)
         return replace(ray_bundle, nears=nears[:, None], fars=fars[:, None])
-
-
-@dataclass
-class ColliderConfig(InstantiateConfig):
-    """Decides each ray's interval worth sampling; `setup(context)` builds the collider."""
-
-    def setup(self, context: ComponentContext) -> nn.Module:
-        raise NotImplementedError(f"{type(self).__name__} must say how its collider is built")
-
-
-@register_component("near-far")
-@dataclass
-class NearFarColliderConfig(ColliderConfig):
-    """The model's near and far planes for every ray (NeRF's Blender setting)."""
-
-    def setup(self, context: ComponentContext) -> nn.Module:
-        return NearFarCollider(context.near_plane, context.far_plane)
-
-
-@register_component("aabb")
-@dataclass
-class AABBColliderConfig(ColliderConfig):
-    """Where each ray crosses the scene box, within the near and far planes: samples only inside the box."""
-
-    def setup(self, context: ComponentContext) -> nn.Module:
-        return AABBCollider(context.scene_box, context.near_plane, context.far_plane)
-
-
-ColliderChoice = component_choice(ColliderConfig)
-"""A config field that holds any registered collider."""

@@ -3,54 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
 from nerfkit.cameras.rays import RayBundle
-from nerfkit.configs.ranges import Count, Fraction, NonNegative, NonNegativeInt, ranged
+from nerfkit.configs.model_components import OccupancySamplerConfig
 from nerfkit.data.scene_box import SceneBox
 from nerfkit.engine.callbacks import TrainingCallback, TrainingCallbackLocation
 from nerfkit.engine.distributed import broadcast_from_rank_zero
 from nerfkit.kernels.backends import Backend
 from nerfkit.kernels.occupancy_grid import OccupancyGrid
-from nerfkit.model_components.component_context import ComponentContext
-from nerfkit.model_components.ray_samplers import RaySamplerConfig
-from nerfkit.plugins.components import register_component
 
 DensityFn = Callable[[Float[Tensor, "num_points 3"]], Float[Tensor, "num_points 1"]]
-
-
-@register_component("occupancy-grid")
-@dataclass
-class OccupancySamplerConfig(RaySamplerConfig):
-    """Where rays are sampled: only in cells an occupancy grid marks as holding content."""
-
-    grid_resolution: Count = 128
-    """Cells per side of the occupancy grid."""
-    grid_levels: Count = 1
-    """Cascades of the occupancy grid (1 for scenes inside the box)."""
-    update_every: Count = 16
-    """Re-estimate the grid every this many steps."""
-    warmup_steps: NonNegativeInt = 256
-    """Steps during which every cell is re-estimated, before switching to sampled cells."""
-    occupancy_threshold: NonNegative = 0.01
-    """Opacity over one render step above which a cell counts as occupied."""
-    render_step_size: ranged(float | None, above=0) = None
-    """Distance between samples along a ray (None: the scene box's diagonal / 1024)."""
-    alpha_thre: Fraction = 0.0
-    """Skip samples less opaque than this (0 in a box: early on every sample is faint and all would be culled)."""
-    early_stop_eps: Fraction = 1e-4
-    """Marching along a ray stops once its transmittance falls below this."""
-    cone_angle: NonNegative = 0.0
-    """Step growth with distance (0: uniform steps, right for scenes inside the box)."""
-
-    def setup(self, context: ComponentContext) -> OccupancySampler:
-        return OccupancySampler(
-            self, context.scene_box, context.near_plane, context.far_plane, context.backends.occupancy_grid
-        )
 
 
 class OccupancySampler(nn.Module):

@@ -16,15 +16,13 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from nerfkit.cameras.rays import RayBundle, RaySamples
-from nerfkit.configs.ranges import Count, NonNegative, NonNegativeInt, ranged
+from nerfkit.configs.model_components import InitialSpacing
 from nerfkit.engine.callbacks import TrainingCallback, TrainingCallbackLocation
 from nerfkit.kernels.backends import Backend
 from nerfkit.kernels.volrend import render_weight_from_density
-from nerfkit.model_components.component_context import ComponentContext
 from nerfkit.model_components.occupancy_sampling import DensityFn
-from nerfkit.model_components.ray_samplers import RaySamplerConfig, inverse_transform_sample, uniform_bins
-from nerfkit.model_components.spacing import InitialSpacing, spacing_to_distance
-from nerfkit.plugins.components import register_component
+from nerfkit.model_components.ray_samplers import inverse_transform_sample, uniform_bins
+from nerfkit.model_components.spacing import spacing_to_distance
 
 
 def resample_bins(
@@ -154,37 +152,3 @@ class ProposalNetworkSampler(nn.Module):
             all_weights.append(weights)
         spacing_bins = self._resample(spacing_bins, all_weights[-1], exponent, self.num_nerf_samples_per_ray)
         return ProposalSamples(self._ray_samples(ray_bundle, spacing_bins), spacing_bins, all_bins, all_weights)
-
-
-@register_component("proposal")
-@dataclass
-class ProposalSamplerConfig(RaySamplerConfig):
-    """Proposal-network sampling (Mip-NeRF 360, nerfacto): levels of samples from small density networks' weights."""
-
-    initial_sampler: InitialSpacing = "lin-disp"
-    """First level's spacing: linear up to the scene box's half-size, then in disparity; or uniform in distance."""
-    num_proposal_samples_per_ray: ranged(tuple[int, ...], min=1) = (256, 96)
-    """Samples per ray evaluated by each proposal network, in order."""
-    num_nerf_samples_per_ray: Count = 48
-    """Samples per ray evaluated by the field."""
-    weights_anneal_slope: NonNegative = 10.0
-    """How fast resampling goes from even (exponent 0 on the proposal weights) to following them (exponent 1)."""
-    weights_anneal_max_num_iters: Count = 1000
-    """Step at which the proposal weights are followed fully."""
-    update_every: Count = 5
-    """After the warm-up, proposal networks get gradients once more than this many steps passed since they last did."""
-    warmup: NonNegativeInt = 5000
-    """Steps over which that gap grows from 1 to update-every (Nerfstudio's schedule)."""
-
-    def setup(self, context: ComponentContext) -> ProposalNetworkSampler:
-        return ProposalNetworkSampler(
-            self.num_proposal_samples_per_ray,
-            self.num_nerf_samples_per_ray,
-            initial_spacing=self.initial_sampler,
-            switch_distance=float(context.scene_box.size.max()) / 2,
-            weights_anneal_slope=self.weights_anneal_slope,
-            weights_anneal_max_num_iters=self.weights_anneal_max_num_iters,
-            update_every=self.update_every,
-            update_warmup=self.warmup,
-            backend=context.backends.volume_rendering,
-        )

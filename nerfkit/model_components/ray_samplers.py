@@ -6,18 +6,13 @@ whole interval.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
 from nerfkit.cameras.rays import RayBundle, RaySamples
-from nerfkit.configs.base_config import InstantiateConfig
-from nerfkit.configs.ranges import Count, NonNegative, ranged
-from nerfkit.model_components.component_context import ComponentContext
-from nerfkit.model_components.spacing import InitialSpacing, spacing_to_distance
-from nerfkit.plugins.components import register_component
+from nerfkit.configs.model_components import InitialSpacing
+from nerfkit.model_components.spacing import spacing_to_distance
 
 
 def stratified_offsets(
@@ -134,61 +129,3 @@ class PDFSampler(nn.Module):
             zeros, ones = torch.zeros_like(bins[:, :1]), torch.ones_like(bins[:, :1])
             edges = inverse_transform_sample(bins, padded, uniform_bins(zeros, ones, self.num_samples, stratified))
         return RaySamples.from_bins(ray_bundle, edges)
-
-
-@dataclass
-class RaySamplerConfig(InstantiateConfig):
-    """Where along each ray a model evaluates its field; `setup(context)` builds the sampler."""
-
-    def setup(self, context: ComponentContext) -> nn.Module:
-        raise NotImplementedError(f"{type(self).__name__} must say how its sampler is built")
-
-
-@dataclass
-class InitialSamplerConfig(RaySamplerConfig):
-    """A sampler that needs nothing but the rays, so it can make a model's first pass."""
-
-    num_samples: Count = 64
-    """Samples per ray."""
-    train_stratified: bool = True
-    """Jitter the samples in training, so the field sees every depth."""
-
-
-@register_component("uniform")
-@dataclass
-class UniformSamplerConfig(InitialSamplerConfig):
-    """Evenly spaced in distance between the near and far planes (NeRF's coarse samples)."""
-
-    def setup(self, context: ComponentContext) -> UniformSampler:
-        return UniformSampler(self.num_samples, self.train_stratified)
-
-
-@register_component("lin-disp")
-@dataclass
-class LinDispSamplerConfig(InitialSamplerConfig):
-    """Evenly spaced in distance up to a switch distance, then in disparity: dense near, sparse far."""
-
-    switch_distance: ranged(float | None, above=0) = None
-    """Distance where the spacing turns from linear to disparity (None: half the scene box's largest side)."""
-
-    def setup(self, context: ComponentContext) -> UniformSampler:
-        switch_distance = self.switch_distance or float(context.scene_box.size.max()) / 2
-        return UniformSampler(self.num_samples, self.train_stratified, "lin-disp", switch_distance)
-
-
-@register_component("pdf")
-@dataclass
-class PDFSamplerConfig(RaySamplerConfig):
-    """Importance samples drawn from a previous pass's weights (NeRF's fine samples)."""
-
-    num_samples: Count = 128
-    """New samples per ray."""
-    train_stratified: bool = True
-    """Jitter the draws in training."""
-    include_original: bool = True
-    """Keep the previous pass's samples too (NeRF: 64 + 128 = 192 for the fine field)."""
-    histogram_padding: NonNegative = 0.01
-    """Weight added to every previous bin, so bins that look empty still get a few samples."""
-
-    def setup(self, context: ComponentContext) -> PDFSampler:
-        return PDFSampler(self.num_samples, self.train_stratified, self.include_original, self.histogram_padding)

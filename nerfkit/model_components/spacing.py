@@ -7,14 +7,11 @@ distance, half beyond, however far the far plane.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
-InitialSpacing = Literal["lin-disp", "uniform"]
-"""How the first level spreads samples: linear then in disparity (unbounded scenes), or evenly in distance."""
+from nerfkit.configs.model_components import InitialSpacing
 
 
 def spacing_fn(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import torch
 from jaxtyping import Float
@@ -13,38 +12,13 @@ from torch import Tensor, nn
 
 from nerfkit.cameras.cameras import Cameras
 from nerfkit.cameras.rays import RayBundle
-from nerfkit.configs.base_config import InstantiateConfig, Target
-from nerfkit.configs.ranges import Count, ranged
+from nerfkit.configs.models import ModelConfig
 from nerfkit.data.scene_box import SceneBox
 from nerfkit.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
 from nerfkit.errors import NerfkitError
 from nerfkit.kernels.backends import Backends
 from nerfkit.model_components.component_context import ComponentContext
-from nerfkit.plugins.components import check_components
 from nerfkit.utils.precision import P, R, in_field_precision
-
-Plane = ranged(float | None, min=0)
-"""A near or far plane: a distance along the ray, or None for the dataset's."""
-
-
-@dataclass
-class ModelConfig(InstantiateConfig):
-    """Settings every model shares."""
-
-    _target: Target = field(default_factory=lambda: Model)
-    eval_num_rays_per_chunk: Count = 4096
-    """Rays rendered at once when rendering a whole image; bounds memory whatever the image size."""
-    near_plane: Plane = None
-    """Where sampling starts along each ray; None takes the dataset's."""
-    far_plane: Plane = None
-    """Where sampling ends along each ray; None takes the dataset's."""
-
-    def check_components(self, where: str = "model") -> None:
-        """Raises a NerfkitError naming the field (`where` is the model's place in the config tree) if a chosen
-        component cannot work in this model. kit-train runs it once, before any process starts or data is loaded;
-        building a model runs it again for code that builds one directly. Each component field declares what fits
-        it; a model adds checks that involve several fields."""
-        check_components(self, where)
 
 
 class Model(nn.Module):

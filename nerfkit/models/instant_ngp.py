@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from jaxtyping import Float
 from torch import Tensor
 
-from nerfkit.configs.base_config import Target
-from nerfkit.field_components.hash_grid import HashFieldConfig
+from nerfkit.configs.models import InstantNGPModelConfig
 from nerfkit.fields.ngp_field import NGPField
-from nerfkit.model_components.backgrounds import PackedBackgroundChoice, RandomBackgroundConfig
-from nerfkit.model_components.occupancy_sampling import OccupancySamplerConfig
-from nerfkit.models.base_model import Model, ModelConfig
-from nerfkit.models.occupancy_grid_model import OccupancyGridRendering, OccupancySamplerChoice
+from nerfkit.models.base_model import Model
+from nerfkit.models.occupancy_grid_model import OccupancyGridRendering
 from nerfkit.models.single_pass import SinglePassOutputs
-
-
-@dataclass
-class InstantNGPModelConfig(HashFieldConfig, ModelConfig):
-    """Settings of the Instant-NGP model for bounded scenes; its field's sizes are HashFieldConfig's fields."""
-
-    _target: Target = field(default_factory=lambda: NGPModel)
-    sampler: OccupancySamplerChoice = field(default_factory=OccupancySamplerConfig)
-    """Where rays are sampled: this model needs the occupancy grid."""
-    background_color: PackedBackgroundChoice = field(default_factory=RandomBackgroundConfig)
-    """What each ray sees behind the scene (not last-sample: packed samples have no last sample per ray)."""
 
 
 class NGPModel(OccupancyGridRendering, SinglePassOutputs, Model):

@@ -3,99 +3,22 @@ networks find content, with per-image appearance embeddings and optional camera 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
-
 import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from nerfkit.cameras.camera_optimizers import CameraOptimizerConfig
 from nerfkit.cameras.rays import RayBundle
-from nerfkit.configs.base_config import Target
-from nerfkit.configs.ranges import Count, NonNegative, NonNegativeInt, Positive, ranged
+from nerfkit.configs.models import NerfactoModelConfig
 from nerfkit.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
 from nerfkit.errors import NerfkitError
-from nerfkit.field_components.hash_grid import HashFieldConfig, HashGridConfig, Log2HashmapSize
 from nerfkit.field_components.spatial_distortions import SceneContraction
 from nerfkit.fields.density_fields import HashDensityField
 from nerfkit.fields.nerfacto_field import NerfactoField
 from nerfkit.kernels.volrend import render_weight_from_density
-from nerfkit.model_components.backgrounds import BackgroundChoice, RandomBackgroundConfig
-from nerfkit.model_components.colliders import ColliderChoice, NearFarColliderConfig
 from nerfkit.model_components.losses import distortion_loss, interlevel_loss
-from nerfkit.model_components.proposal_sampler import ProposalSamplerConfig
-from nerfkit.model_components.ray_samplers import RaySamplerConfig
 from nerfkit.model_components.renderers import AccumulationRenderer, DepthRenderer, RGBRenderer
-from nerfkit.models.base_model import Model, ModelConfig, Plane
+from nerfkit.models.base_model import Model
 from nerfkit.models.single_pass import SinglePassOutputs
-from nerfkit.plugins.components import component_choice
-
-ProposalSamplerChoice = component_choice(
-    RaySamplerConfig,
-    fits=lambda cls: issubclass(cls, ProposalSamplerConfig),
-    why="nerfacto's proposal networks are trained through the proposal sampler's weights",
-)
-"""nerfacto's sampler: proposal sampling, whose weights train the proposal networks."""
-
-
-@dataclass
-class NerfactoModelConfig(HashFieldConfig, ModelConfig):
-    """Settings of nerfacto; the defaults are Nerfstudio's. The field's sizes are HashFieldConfig's fields."""
-
-    _target: Target = field(default_factory=lambda: NerfactoModel)
-    near_plane: Plane = 0.05
-    """Where sampling starts along each ray (None takes the dataset's); close, as cameras may sit inside the scene."""
-    far_plane: Plane = 1000.0
-    """Where sampling ends along each ray (None takes the dataset's); far, as contraction makes space finite."""
-    background_color: BackgroundChoice = field(default_factory=RandomBackgroundConfig)
-    """What each ray sees behind the scene; random (per ray, in training) teaches transparent pixels to stay empty."""
-    collider: ColliderChoice = field(default_factory=NearFarColliderConfig)
-    """Which stretch of each ray is sampled."""
-    sampler: ProposalSamplerChoice = field(default_factory=ProposalSamplerConfig)
-    """Where the field is evaluated: nerfacto needs the proposal sampler, whose weights train its proposal networks."""
-    scene_contraction: Literal["l-inf", "l2", "off"] = "l-inf"
-    """Contraction of space outside the scene box (off: nothing exists outside the box)."""
-    num_layers_color: Count = 3
-    """Linear layers of the colour MLP."""
-    appearance_embed_dim: NonNegativeInt = 32
-    """Width of the per-image appearance embedding (0: none)."""
-    use_average_appearance_embedding: bool = True
-    """Render unseen (eval) images with the mean appearance embedding; else with zeros."""
-    average_init_density: Positive = 0.01
-    """Scale of every density: small keeps a fresh model see-through, so early gradients reach the whole ray."""
-    proposal_max_resolutions: ranged(tuple[int, ...], min=1) = (128, 256)
-    """Finest hash-grid resolution of each proposal network (one per proposal level)."""
-    proposal_num_levels: Count = 5
-    """Hash-grid levels of each proposal network."""
-    proposal_log2_hashmap_size: Log2HashmapSize = 17
-    """log2 of the entries per level of each proposal network's hash grid."""
-    proposal_hidden_dim: Count = 16
-    """Width of each proposal network's hidden layer."""
-    interlevel_loss_mult: NonNegative = 1.0
-    """Weight of the proposal (interlevel) loss."""
-    distortion_loss_mult: NonNegative = 0.002
-    """Weight of the distortion loss."""
-    camera_optimizer: CameraOptimizerConfig = field(default_factory=CameraOptimizerConfig)
-    """Pose refinement of the training cameras."""
-
-    def proposal_grid(self, max_resolution: int) -> HashGridConfig:
-        """The grid of the proposal network whose finest resolution is `max_resolution`."""
-        return HashGridConfig(
-            num_levels=self.proposal_num_levels,
-            log2_hashmap_size=self.proposal_log2_hashmap_size,
-            max_resolution=max_resolution,
-        )
-
-    def check_components(self, where: str = "model") -> None:
-        super().check_components(where)
-        num_levels = len(self.sampler.num_proposal_samples_per_ray)
-        if len(self.proposal_max_resolutions) != num_levels:
-            raise NerfkitError(
-                f"{where}: {num_levels} proposal levels (sampler.num-proposal-samples-per-ray) but "
-                f"{len(self.proposal_max_resolutions)} proposal-max-resolutions",
-                hint="give one proposal max resolution per proposal level",
-            )
 
 
 class NerfactoModel(SinglePassOutputs, Model):

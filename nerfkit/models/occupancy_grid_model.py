@@ -11,17 +11,8 @@ from torch import Tensor, nn
 from nerfkit.cameras.rays import RayBundle
 from nerfkit.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
 from nerfkit.errors import NerfkitError
-from nerfkit.model_components.occupancy_sampling import OccupancySampler, OccupancySamplerConfig
-from nerfkit.model_components.ray_samplers import RaySamplerConfig
+from nerfkit.model_components.occupancy_sampling import OccupancySampler
 from nerfkit.model_components.renderers import render_packed, sample_points
-from nerfkit.plugins.components import component_choice
-
-OccupancySamplerChoice = component_choice(
-    RaySamplerConfig,
-    fits=lambda cls: issubclass(cls, OccupancySamplerConfig),
-    why="this model renders packed samples marched through its occupancy grid",
-)
-"""The sampler of a model that renders packed samples: an occupancy grid."""
 
 
 class OccupancyGridRendering:

@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
 from nerfkit.cameras.rays import RayBundle, RaySamples
-from nerfkit.configs.base_config import Target
-from nerfkit.configs.ranges import Count, ranged
+from nerfkit.configs.models import VanillaModelConfig
 from nerfkit.errors import NerfkitError
-from nerfkit.field_components.encoding_configs import (
-    DirectionEncodingChoice,
-    FrequencyEncodingConfig,
-    PositionEncodingChoice,
-)
 from nerfkit.fields.vanilla_nerf_field import NeRFField
-from nerfkit.model_components.backgrounds import BackgroundChoice, WhiteBackgroundConfig
-from nerfkit.model_components.colliders import ColliderChoice, NearFarColliderConfig
-from nerfkit.model_components.ray_samplers import (
-    InitialSamplerConfig,
-    PDFSampler,
-    PDFSamplerConfig,
-    RaySamplerConfig,
-    UniformSamplerConfig,
-)
+from nerfkit.model_components.ray_samplers import PDFSampler
 from nerfkit.model_components.renderers import (
     AccumulationRenderer,
     DepthRenderer,
@@ -35,60 +19,9 @@ from nerfkit.model_components.renderers import (
     composite_ground_truth,
     render_weights_from_density,
 )
-from nerfkit.models.base_model import Model, ModelConfig
-from nerfkit.plugins.components import component_choice
+from nerfkit.models.base_model import Model
 from nerfkit.utils.colormaps import apply_depth_colormap
 from nerfkit.utils.metrics import psnr
-
-CoarseSamplerChoice = component_choice(
-    RaySamplerConfig,
-    fits=lambda cls: issubclass(cls, InitialSamplerConfig),
-    why="the coarse pass needs a sampler that works from the rays alone",
-)
-"""NeRF's coarse sampler: one that needs nothing but the rays (no previous pass, no grid)."""
-FineSamplerChoice = component_choice(
-    RaySamplerConfig,
-    fits=lambda cls: issubclass(cls, (InitialSamplerConfig, PDFSamplerConfig)),
-    why="the fine pass resamples the coarse pass's rays (or samples them afresh)",
-)
-"""NeRF's fine sampler: importance samples from the coarse pass's weights, or fresh samples of the rays."""
-
-
-@dataclass
-class NeRFFieldModelConfig(ModelConfig):
-    """Settings of the models built on NeRF's field."""
-
-    position_encoding: PositionEncodingChoice = field(
-        default_factory=lambda: FrequencyEncodingConfig(num_frequencies=10)
-    )
-    """Encoding of sample positions (NeRF: 10 octaves of sines and cosines)."""
-    direction_encoding: DirectionEncodingChoice = field(
-        default_factory=lambda: FrequencyEncodingConfig(num_frequencies=4)
-    )
-    """Encoding of view directions (NeRF: 4 octaves)."""
-    base_mlp_num_layers: Count = 8
-    """Layers of each field's MLP from position to density and features."""
-    base_mlp_layer_width: Count = 256
-    """Width of the base MLP's layers."""
-    head_mlp_layer_width: Count = 128
-    """Width of the hidden layer from features and view direction to colour."""
-    skip_connections: ranged(tuple[int, ...], min=0) = (4,)
-    """Base MLP layers whose input gets the encoded position again."""
-    background_color: BackgroundChoice = field(default_factory=WhiteBackgroundConfig)
-    """What each ray sees behind the scene."""
-
-
-@dataclass
-class VanillaModelConfig(NeRFFieldModelConfig):
-    """Settings of the original NeRF model: two fields, each with its own sampler."""
-
-    _target: Target = field(default_factory=lambda: NeRFModel)
-    collider: ColliderChoice = field(default_factory=NearFarColliderConfig)
-    """Which stretch of each ray is sampled."""
-    coarse_sampler: CoarseSamplerChoice = field(default_factory=lambda: UniformSamplerConfig(num_samples=64))
-    """Samples for the coarse field: a sampler that needs only the rays."""
-    fine_sampler: FineSamplerChoice = field(default_factory=lambda: PDFSamplerConfig(num_samples=128))
-    """Samples for the fine field, drawn from the coarse field's weights."""
 
 
 class NeRFModel(Model):

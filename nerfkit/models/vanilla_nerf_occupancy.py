@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from jaxtyping import Float
 from torch import Tensor
 
-from nerfkit.configs.base_config import Target
+from nerfkit.configs.models import VanillaOccupancyModelConfig
 from nerfkit.fields.vanilla_nerf_field import NeRFField
-from nerfkit.model_components.backgrounds import PackedBackgroundChoice, WhiteBackgroundConfig
-from nerfkit.model_components.occupancy_sampling import OccupancySamplerConfig
-from nerfkit.models.occupancy_grid_model import OccupancyGridRendering, OccupancySamplerChoice
+from nerfkit.models.occupancy_grid_model import OccupancyGridRendering
 from nerfkit.models.single_pass import SinglePassOutputs
-from nerfkit.models.vanilla_nerf import NeRFFieldModelConfig, NeRFModel
-
-
-@dataclass
-class VanillaOccupancyModelConfig(NeRFFieldModelConfig):
-    """vanilla-nerf's field with occupancy-grid sampling instead of coarse + importance sampling."""
-
-    _target: Target = field(default_factory=lambda: NeRFOccupancyModel)
-    background_color: PackedBackgroundChoice = field(default_factory=WhiteBackgroundConfig)
-    """What each ray sees behind the scene (not last-sample: packed samples have no last sample per ray)."""
-    sampler: OccupancySamplerChoice = field(default_factory=OccupancySamplerConfig)
-    """Where rays are sampled: this model needs the occupancy grid."""
+from nerfkit.models.vanilla_nerf import NeRFModel
 
 
 class NeRFOccupancyModel(OccupancyGridRendering, SinglePassOutputs, NeRFModel):

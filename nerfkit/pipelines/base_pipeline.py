@@ -6,28 +6,14 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 
-from nerfkit.configs.base_config import InstantiateConfig, Target
-from nerfkit.data.datamanagers.vanilla_datamanager import VanillaDataManagerConfig
+from nerfkit.configs.pipelines import VanillaPipelineConfig
 from nerfkit.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
 from nerfkit.kernels.backends import Backends
-from nerfkit.models.base_model import ModelConfig
 from nerfkit.utils.timing import synchronize
-
-
-@dataclass
-class VanillaPipelineConfig(InstantiateConfig):
-    """A datamanager and a model."""
-
-    _target: Target = field(default_factory=lambda: VanillaPipeline)
-    datamanager: VanillaDataManagerConfig = field(default_factory=VanillaDataManagerConfig)
-    """Where rays and ground truth come from."""
-    model: ModelConfig = field(default_factory=ModelConfig)
-    """What renders the rays."""
 
 
 @contextmanager

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -10,30 +9,12 @@ import torch.distributed as dist
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from nerfkit.configs.base_config import Target
-from nerfkit.configs.ranges import ranged
+from nerfkit.configs.pipelines import DynamicBatchPipelineConfig
 from nerfkit.kernels.backends import Backends
-from nerfkit.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
+from nerfkit.pipelines.base_pipeline import VanillaPipeline
 
 BATCH_KEY = "num_rays_per_batch"
 """State-dict key of the current batch size."""
-
-
-@dataclass
-class DynamicBatchPipelineConfig(VanillaPipelineConfig):
-    """Occupancy-grid methods sample a few points per ray once the grid knows where the scene is, and many before."""
-
-    _target: Target = field(default_factory=lambda: DynamicBatchPipeline)
-    target_num_samples: ranged(int | None, min=1) = None
-    """Samples per step the ray batch is resized towards (None: 2^18 on CUDA, as nerfacc's instant-ngp; 2^16 on CPU)."""
-    max_num_rays_per_batch: ranged(int | None, min=1) = None
-    """Upper bound on the ray batch, for steps where rays hold very few samples (None: 2^18 on CUDA, 2^14 on CPU)."""
-
-    def batch_limits(self, device: torch.device) -> tuple[int, int]:
-        """The target samples per step and the ray cap on `device`: a GPU takes a batch 4 times larger and more."""
-        on_cuda = device.type == "cuda"
-        target = self.target_num_samples or (1 << 18 if on_cuda else 1 << 16)
-        return target, self.max_num_rays_per_batch or (1 << 18 if on_cuda else 1 << 14)
 
 
 class DynamicBatchPipeline(VanillaPipeline):

@@ -21,7 +21,7 @@ from rich.console import Console
 from nerfkit.errors import NerfkitError
 
 if TYPE_CHECKING:
-    from nerfkit.engine.trainer import TrainerConfig
+    from nerfkit.configs.trainer import TrainerConfig
 
 ENTRY_POINT_GROUP = "nerfkit.method_configs"
 ENV_VAR = "NERFKIT_METHOD_CONFIGS"

@@ -24,8 +24,8 @@ from PIL import Image
 from rich.console import Console
 from torch import Tensor
 
+from nerfkit.configs.data import Split
 from nerfkit.configs.ranges import check_ranges, ranged
-from nerfkit.data.dataparsers.base_dataparser import Split
 from nerfkit.engine.evaluation import (
     ImageCallback,
     evaluate_dataset,

@@ -134,3 +134,27 @@ def check_writable_folder(folder: Path, flag: str, value: Path) -> None:
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     write_bytes_atomically(path, (json.dumps(data, indent=2) + "\n").encode())
+
+
+def folder_problem(data: Path) -> tuple[str, str] | None:
+    """What keeps `data` from being read as a dataset folder, and what to do; None when it can be."""
+    point = "Point --data at the dataset folder."
+    readable = "Give your user read access to it (chmod), or point --data at a copy you can read."
+    try:
+        if not data.is_dir():
+            return ("is not a directory" if data.exists() else "does not exist"), point
+    except PermissionError:
+        return "cannot be reached: a folder on its path denies access", readable
+    if not os.access(data, os.R_OK | os.X_OK):
+        return "cannot be read: permission denied", readable
+    return None
+
+
+def check_data_folder(data: Path | None) -> Path:
+    """The dataset folder from the config's `data` field, which must be an existing directory this user can read."""
+    if data is None:
+        raise NerfkitError("No dataset folder is set (field data).", "Point --data at the dataset folder.")
+    problem = folder_problem(data)
+    if problem is not None:
+        raise NerfkitError(f"Dataset folder {data} (field data) {problem[0]}.", problem[1])
+    return data

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from nerfkit.data.dataparsers.scene_dataparser import SceneDataParserConfig
+from nerfkit.configs.data import SceneDataParserConfig
+from nerfkit.configs.model_components import PDFSamplerConfig
 from nerfkit.engine.recipes import adam_group, method_spec
-from nerfkit.model_components.ray_samplers import PDFSamplerConfig
 from nerfkit_template.template_model import TemplateModelConfig
 from nerfkit_template.template_sampler import LogSamplerConfig
 

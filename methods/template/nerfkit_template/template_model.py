@@ -9,8 +9,9 @@ from jaxtyping import Float
 from torch import Tensor
 
 from nerfkit.configs.base_config import Target
+from nerfkit.configs.models import VanillaModelConfig
 from nerfkit.configs.ranges import NonNegative
-from nerfkit.models.vanilla_nerf import NeRFModel, VanillaModelConfig
+from nerfkit.models.vanilla_nerf import NeRFModel
 
 
 @dataclass

@@ -14,9 +14,10 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from nerfkit.cameras.rays import RayBundle, RaySamples
+from nerfkit.configs.model_components import InitialSamplerConfig
 from nerfkit.errors import NerfkitError
 from nerfkit.model_components.component_context import ComponentContext
-from nerfkit.model_components.ray_samplers import InitialSamplerConfig, uniform_bins
+from nerfkit.model_components.ray_samplers import uniform_bins
 from nerfkit.plugins.components import register_component
 
 

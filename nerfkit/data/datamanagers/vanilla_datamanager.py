@@ -3,39 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Literal
+from dataclasses import replace
 
 import torch
 from torch import Tensor, nn
 
 from nerfkit.cameras.cameras import Cameras
 from nerfkit.cameras.rays import RayBundle
-from nerfkit.configs.base_config import InstantiateConfig, Target
-from nerfkit.configs.ranges import Count
-from nerfkit.data.dataparsers.scene_dataparser import SceneDataParserConfig
+from nerfkit.configs.data import VanillaDataManagerConfig
 from nerfkit.data.datasets import InputDataset
-
-
-@dataclass
-class VanillaDataManagerConfig(InstantiateConfig):
-    """Random pixels from all training images per batch; whole images for evaluation."""
-
-    _target: Target = field(default_factory=lambda: VanillaDataManager)
-    """The class that `setup()` builds."""
-    data: Path | None = None
-    """Folder of the dataset; overrides the dataparser's."""
-    dataparser: SceneDataParserConfig = field(default_factory=SceneDataParserConfig)
-    """Reads the dataset's files, in whichever supported format they are."""
-    train_num_rays_per_batch: Count = 1024
-    """Rays per training batch."""
-    eval_num_rays_per_batch: Count = 1024
-    """Rays per evaluation batch."""
-    eval_split: Literal["val", "test"] = "val"
-    """Split used for evaluation."""
-    cache_dir: Path | None = None
-    """Folder for downscaled images; None uses $NERFKIT_CACHE_DIR, else ~/.cache/nerfkit."""
 
 
 class VanillaDataManager:

@@ -12,8 +12,7 @@ from jaxtyping import Float, UInt8
 from torch import Tensor
 
 from nerfkit.cameras.cameras import Cameras
-from nerfkit.configs.base_config import InstantiateConfig, Target
-from nerfkit.data.dataparsers.capture import Split
+from nerfkit.configs.data import DataParserConfig, Split
 from nerfkit.data.scene_box import SceneBox
 
 DATAPARSER_TRANSFORMS = "dataparser_transforms.json"
@@ -60,15 +59,6 @@ class DataparserOutputs:
             "scale": self.dataparser_scale,
             "format": self.format_description,
         }
-
-
-@dataclass
-class DataParserConfig(InstantiateConfig):
-    """Base config of a dataparser."""
-
-    _target: Target = field(default_factory=lambda: DataParser)
-    data: Path | None = None
-    """Folder of the dataset."""
 
 
 class DataParser:

@@ -12,7 +12,8 @@ from jaxtyping import Float
 from torch import Tensor
 
 from nerfkit.cameras.cameras import Cameras
-from nerfkit.data.dataparsers.capture import Capture, CaptureFrame, Split
+from nerfkit.configs.data import Split
+from nerfkit.data.dataparsers.capture import Capture, CaptureFrame
 from nerfkit.data.dataparsers.transforms_json import (
     check_depth_file,
     frame_image_path,

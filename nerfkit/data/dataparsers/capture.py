@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 from jaxtyping import Float, UInt8
 
 from nerfkit.cameras.distortion import CameraModel
+from nerfkit.configs.data import Split
 
-Split = Literal["train", "val", "test"]
 NO_DISTORTION = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 

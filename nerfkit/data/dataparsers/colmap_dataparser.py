@@ -9,15 +9,15 @@ consistency checks (e.g. that each 3D point's track and the images' keypoints ag
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from jaxtyping import Float, UInt8
 
 from nerfkit.cameras.distortion import CameraModel
+from nerfkit.configs.data import ColmapOptions, ColmapReader
 from nerfkit.data.colmap_model import (
     DISTORTION_NAMES,
     MODEL_DIR_CANDIDATES,
@@ -34,32 +34,13 @@ from nerfkit.data.colmap_model import (
 from nerfkit.data.dataparsers.capture import Capture, CaptureFrame
 from nerfkit.errors import NerfkitError
 
-ReaderSetting = Literal["auto", "pycolmap", "nerfkit"]
-
-
-@dataclass
-class ColmapOptions:
-    """Where a COLMAP dataset keeps its model and images, and which reader parses the model.
-
-    The folders are strings, not Paths: a run makes every Path in its config absolute against the working directory,
-    and these are relative to --data."""
-
-    model_path: str | None = None
-    """Folder of the model, relative to --data (None: the first of sparse/0, sparse, colmap/sparse/0, --data itself)."""
-    images_path: str = "images"
-    """Folder of the images the model names, relative to --data."""
-    reader: ReaderSetting = "auto"
-    """Model reader: COLMAP's pycolmap (also checks the files agree), nerfkit's own, or auto: pycolmap if installed."""
-    load_3d_points: bool = True
-    """Keep the model's sparse 3D points and colours in the capture (e.g. to initialise or supervise a model)."""
-
 
 def looks_like_colmap(data: Path) -> bool:
     """Whether one of the usual model folders under `data` holds a complete model."""
     return any(model_format(data / candidate) is not None for candidate in MODEL_DIR_CANDIDATES)
 
 
-def _pycolmap_module(reader: ReaderSetting) -> ModuleType | None:
+def _pycolmap_module(reader: ColmapReader) -> ModuleType | None:
     """pycolmap when the setting allows it and it is installed; None means nerfkit's reader."""
     if reader == "nerfkit":
         return None

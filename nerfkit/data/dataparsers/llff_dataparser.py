@@ -8,12 +8,12 @@ images COLMAP ran on, which need not be the size of the images now in the folder
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from jaxtyping import Float
 
+from nerfkit.configs.data import LLFFOptions
 from nerfkit.data.dataparsers.capture import Capture, CaptureFrame
 from nerfkit.data.datasets import open_image
 from nerfkit.errors import NerfkitError
@@ -25,14 +25,6 @@ FORMAT_HINT = (
     "LLFF's poses_bounds.npy is a float array of shape (num_images, 17): per image a 3x5 [pose | (h, w, focal)] "
     "matrix flattened row by row, then near and far. Write it again with LLFF's imgs2poses.py."
 )
-
-
-@dataclass
-class LLFFOptions:
-    """Where an LLFF dataset keeps its images (a string relative to --data, like the COLMAP options' folders)."""
-
-    images_path: str = "images"
-    """Folder of the images, relative to --data; sorted by name, they match the rows of poses_bounds.npy."""
 
 
 def looks_like_llff(data: Path) -> bool:

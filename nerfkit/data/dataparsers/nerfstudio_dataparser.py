@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from nerfkit.cameras.distortion import CAMERA_MODELS
-from nerfkit.data.dataparsers.capture import Capture, CaptureFrame, Split
+from nerfkit.configs.data import Split
+from nerfkit.data.dataparsers.capture import Capture, CaptureFrame
 from nerfkit.data.dataparsers.transforms_json import (
     check_depth_file,
     existing_image,

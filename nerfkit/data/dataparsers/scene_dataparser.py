@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -17,13 +17,12 @@ import numpy as np
 import torch
 
 from nerfkit.cameras.cameras import Cameras
-from nerfkit.configs.base_config import Target
-from nerfkit.configs.ranges import Count, Fraction, Positive, ranged
-from nerfkit.data.dataparsers.base_dataparser import DataParser, DataParserConfig, DataparserOutputs
+from nerfkit.configs.data import SceneDataParserConfig, Split
+from nerfkit.data.dataparsers.base_dataparser import DataParser, DataparserOutputs
 from nerfkit.data.dataparsers.blender_dataparser import looks_like_blender, read_blender_capture
-from nerfkit.data.dataparsers.capture import Capture, CaptureFrame, Split
-from nerfkit.data.dataparsers.colmap_dataparser import ColmapOptions, looks_like_colmap, read_colmap_capture
-from nerfkit.data.dataparsers.llff_dataparser import LLFFOptions, looks_like_llff, read_llff_capture
+from nerfkit.data.dataparsers.capture import Capture, CaptureFrame
+from nerfkit.data.dataparsers.colmap_dataparser import looks_like_colmap, read_colmap_capture
+from nerfkit.data.dataparsers.llff_dataparser import looks_like_llff, read_llff_capture
 from nerfkit.data.dataparsers.nerfstudio_dataparser import looks_like_nerfstudio, read_nerfstudio_capture
 from nerfkit.data.dataparsers.scene_normalisation import (
     Centring,
@@ -34,11 +33,11 @@ from nerfkit.data.dataparsers.scene_normalisation import (
     normalisation_transform,
     scale_to_box,
 )
-from nerfkit.data.dataparsers.splits import EvalMode, split_indices
-from nerfkit.data.dataparsers.transforms_json import check_data_folder
+from nerfkit.data.dataparsers.splits import split_indices
 from nerfkit.data.datasets import open_image
 from nerfkit.data.scene_box import SceneBox
 from nerfkit.errors import NerfkitError
+from nerfkit.utils.files import check_data_folder
 
 FormatName = Literal["blender", "nerfstudio", "colmap", "llff"]
 
@@ -60,46 +59,6 @@ BOUNDED_SYNTHETIC = FormatDefaults("none", "none", "none", scene_scale=1.5, near
 """Blender scenes: centred at the origin, cameras 4 units out, the object within 1.5."""
 CAPTURE = FormatDefaults("up", "poses", "cameras", scene_scale=1.0, near_plane=0.05, far_plane=None)
 """Real captures: arbitrary frame and units, handheld cameras come close to the subject."""
-
-
-@dataclass
-class SceneDataParserConfig(DataParserConfig):
-    """Any supported dataset (Blender, Nerfstudio, COLMAP, LLFF): the format is detected from --data, or named."""
-
-    _target: Target = field(default_factory=lambda: SceneDataParser)
-    """The class that `setup()` builds."""
-    data: Path | None = None
-    """Folder of the dataset (None: the built-in scene)."""
-    format: Literal["auto", "blender", "nerfstudio", "colmap", "llff"] = "auto"
-    """Dataset format; auto detects it from the files in --data and logs which it found."""
-    downscale_factor: Count = 1
-    """Divide image width and height by this factor; an images_<factor> folder is used when it exists."""
-    orientation_method: Literal["auto", "up", "pca", "none"] = "auto"
-    """Rotate the scene so +z is up: mean camera up, or least spread of the cameras (auto: none for Blender, up)."""
-    center_method: Literal["auto", "poses", "focus", "none"] = "auto"
-    """Origin at the mean camera position, or the point the cameras look at (auto: none for Blender, poses)."""
-    scale_method: Literal["auto", "cameras", "none"] = "auto"
-    """Scale so every camera lies in [-1, 1]^3 (auto: none for Blender, cameras)."""
-    scale_factor: Positive = 1.0
-    """Extra factor on the scene's scale, after scale_method."""
-    scene_scale: ranged(float | None, above=0) = None
-    """Half-size of the cube scene box (None: 1.5 for Blender, 1 for other formats)."""
-    near_plane: ranged(float | None, min=0) = None
-    """Distance from the camera where the scene starts (None: the format's, 2 for Blender, 0.05 otherwise)."""
-    far_plane: ranged(float | None, above=0) = None
-    """Distance from the camera where the scene ends (None: the format's, 6 for Blender, past the scene box)."""
-    eval_mode: EvalMode = "auto"
-    """Eval split: the dataset's own, else every eval_interval-th image; or interval, fraction, list, all."""
-    eval_interval: Count = 8
-    """With eval_mode interval: every eval_interval-th image (from the first, in name order) evaluates."""
-    train_fraction: Fraction = 0.9
-    """With eval_mode fraction: this share of the images, spread evenly, trains; the rest evaluate."""
-    eval_list: Path | None = None
-    """With eval_mode list: text file naming the eval images, one per line; the others train."""
-    colmap: ColmapOptions = field(default_factory=ColmapOptions)
-    """Options for COLMAP datasets."""
-    llff: LLFFOptions = field(default_factory=LLFFOptions)
-    """Options for LLFF datasets."""
 
 
 @dataclass(frozen=True)

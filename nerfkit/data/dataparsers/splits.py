@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Literal
 
-from nerfkit.data.dataparsers.capture import Split
+from nerfkit.configs.data import EvalMode, Split
 from nerfkit.errors import NerfkitError
-
-EvalMode = Literal["auto", "interval", "fraction", "list", "all"]
 
 
 def interval_split(num_frames: int, split: Split, eval_interval: int) -> list[int]:

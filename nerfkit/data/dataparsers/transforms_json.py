@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,30 +19,6 @@ from nerfkit.errors import NerfkitError
 def is_number(value: Any) -> bool:
     """A finite JSON number; bool is excluded although Python counts it as an int."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _folder_problem(data: Path) -> tuple[str, str] | None:
-    """What keeps `data` from being read as a dataset folder, and what to do; None when it can be."""
-    point = "Point --data at the dataset folder."
-    readable = "Give your user read access to it (chmod), or point --data at a copy you can read."
-    try:
-        if not data.is_dir():
-            return ("is not a directory" if data.exists() else "does not exist"), point
-    except PermissionError:
-        return "cannot be reached: a folder on its path denies access", readable
-    if not os.access(data, os.R_OK | os.X_OK):
-        return "cannot be read: permission denied", readable
-    return None
-
-
-def check_data_folder(data: Path | None) -> Path:
-    """The dataset folder from the config's `data` field, which must be an existing directory this user can read."""
-    if data is None:
-        raise NerfkitError("No dataset folder is set (field data).", "Point --data at the dataset folder.")
-    problem = _folder_problem(data)
-    if problem is not None:
-        raise NerfkitError(f"Dataset folder {data} (field data) {problem[0]}.", problem[1])
-    return data
 
 
 def load_json_object(path: Path, format_hint: str) -> dict[str, Any]:

@@ -1,37 +1,69 @@
-"""Encodings as replaceable parts: a field's position or direction encoding is chosen in its model's config."""
+"""Field configs: the one description of a hash grid, and the replaceable encodings a field's position or direction
+goes through. Each `setup` imports what it builds, so this module loads without torch."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from jaxtyping import Float
-from torch import Tensor
-
-from nerfkit.configs.base_config import InstantiateConfig
+from nerfkit.configs.base_config import InstantiateConfig, PrintableConfig
 from nerfkit.configs.ranges import Count, Finite, ranged
-from nerfkit.data.scene_box import SceneBox
-from nerfkit.field_components.encodings import MAX_SH_LEVELS, Encoding, NeRFEncoding, SHEncoding
-from nerfkit.field_components.hash_grid import HashGridConfig
-from nerfkit.kernels.hash_encoding import HashEncoding
-from nerfkit.model_components.component_context import ComponentContext
 from nerfkit.plugins.components import component_choice, register_component
 
+if TYPE_CHECKING:
+    from nerfkit.field_components.encodings import Encoding
+    from nerfkit.kernels.backends import Backends
+    from nerfkit.kernels.hash_encoding import HashEncoding
+    from nerfkit.model_components.component_context import ComponentContext
 
-class InSceneBox(Encoding):
-    """Feeds an encoding of the unit cube with positions in the scene box; positions outside get the box's faces."""
+MAX_SH_LEVELS = 5
+"""Highest `levels` SHEncoding supports (degree 4, 25 features); instant-ngp uses 4."""
 
-    def __init__(self, encoding: Encoding | HashEncoding, scene_box: SceneBox) -> None:
-        super().__init__(in_dim=3)
-        self.encoding = encoding
-        self.register_buffer("aabb", scene_box.aabb.clone(), persistent=False)
 
-    def get_out_dim(self) -> int:
-        return self.encoding.get_out_dim()
+Log2HashmapSize = ranged(int, min=1, max=32)
+"""log2 of a hash grid's entries per level; its hash indexes at most 2^32 entries."""
 
-    def forward(self, in_tensor: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs out_dim"]:
-        normalized = (in_tensor - self.aabb[0]) / (self.aabb[1] - self.aabb[0])
-        return self.encoding(normalized.clamp(0.0, 1.0))
+
+@dataclass
+class HashGridConfig(PrintableConfig):
+    """Sizes of an Instant-NGP hash grid (defaults: instant-ngp's). Every field and part with a grid builds it with
+    `setup_grid`; model configs inherit these fields, so their flags and config-file keys keep Nerfstudio's flat
+    spelling (`--pipeline.model.num-levels`)."""
+
+    num_levels: Count = 16
+    """Levels of the hash grid."""
+    features_per_level: Count = 2
+    """Features stored per hash-grid entry."""
+    log2_hashmap_size: Log2HashmapSize = 19
+    """log2 of the number of entries per hash-grid level."""
+    base_resolution: Count = 16
+    """Resolution of the coarsest hash-grid level."""
+    max_resolution: Count = 2048
+    """Resolution of the finest hash-grid level."""
+
+    def setup_grid(self, backends: Backends) -> HashEncoding:
+        """The grid over [0, 1]^3, on the hash-encoding backend the run resolved."""
+        from nerfkit.kernels.hash_encoding import HashEncoding
+
+        return HashEncoding(
+            self.num_levels,
+            self.features_per_level,
+            self.log2_hashmap_size,
+            self.base_resolution,
+            self.max_resolution,
+            backend=backends.hash_encoding,
+        )
+
+
+@dataclass
+class HashFieldConfig(HashGridConfig):
+    """Instant-NGP's field, which nerfacto keeps: a hash grid feeds a density MLP, whose features and the view direction
+    feed a colour MLP. The grid's sizes and the two MLPs' widths."""
+
+    hidden_dim: Count = 64
+    """Width of the density MLP."""
+    hidden_dim_color: Count = 64
+    """Width of the colour MLP."""
 
 
 @dataclass
@@ -62,6 +94,8 @@ class FrequencyEncodingConfig(EncodingConfig):
     """Pass the coordinates through alongside their sines and cosines."""
 
     def setup(self, in_dim: int, context: ComponentContext) -> Encoding:
+        from nerfkit.field_components.encodings import NeRFEncoding
+
         max_freq_exp = self.num_frequencies - 1 if self.max_freq_exp is None else self.max_freq_exp
         return NeRFEncoding(in_dim, self.num_frequencies, self.min_freq_exp, max_freq_exp, self.include_input)
 
@@ -74,6 +108,8 @@ class HashGridEncodingConfig(HashGridConfig, EncodingConfig):
     encodes_directions = False
 
     def setup(self, in_dim: int, context: ComponentContext) -> Encoding:
+        from nerfkit.field_components.encodings import InSceneBox
+
         return InSceneBox(self.setup_grid(context.backends), context.scene_box)
 
 
@@ -87,6 +123,8 @@ class SHEncodingConfig(EncodingConfig):
     """Degrees used (levels^2 features)."""
 
     def setup(self, in_dim: int, context: ComponentContext) -> Encoding:
+        from nerfkit.field_components.encodings import SHEncoding
+
         return SHEncoding(self.levels, backend=context.backends.sh_encoding)
 
 
@@ -94,6 +132,8 @@ PositionEncodingChoice = component_choice(
     EncodingConfig, fits=lambda cls: cls.encodes_positions, why="it does not encode points in the scene"
 )
 """A config field that holds any registered encoding of positions."""
+
+
 DirectionEncodingChoice = component_choice(
     EncodingConfig, fits=lambda cls: cls.encodes_directions, why="it does not encode view directions"
 )
