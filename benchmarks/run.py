@@ -27,6 +27,7 @@ import math
 import os
 import platform
 import resource
+import shlex
 import statistics
 import subprocess
 import sys
@@ -40,8 +41,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from nerfkit.configs.trainer import TrainerConfig
     from nerfkit.engine.distributed import Rank
-    from nerfkit.engine.trainer import TrainerConfig
 
 
 def _kernel_process_age() -> float | None:
@@ -95,6 +96,9 @@ class Entry:
     """First steps left out of the throughput medians (allocator, lazy set-up, an occupancy grid's warm-up)."""
     eval_images: int | None = None
     """Test images to render and score: None every one, 0 none (throughput-only entries)."""
+    eval_at_seconds: tuple[float, ...] = ()
+    """Also score the test images during training, when the training clock (process age less the time these
+    evaluations took) passes each of these seconds: PSNR over time, e.g. the time to 30 dB."""
     timeout_seconds: float = 1800.0
     """The child is killed after this long, so one stuck entry cannot hold up a suite."""
     description: str = ""
@@ -106,12 +110,18 @@ class Entry:
         return " or ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "data": None if self.data is None else str(self.data), "flags": list(self.flags)}
+        return {
+            **asdict(self),
+            "data": None if self.data is None else str(self.data),
+            "flags": list(self.flags),
+            "eval_at_seconds": list(self.eval_at_seconds),
+        }
 
     @classmethod
     def from_json(cls, values: dict[str, Any]) -> Entry:
         data = None if values["data"] is None else Path(values["data"])
-        return cls(**{**values, "data": data, "flags": tuple(values["flags"])})
+        tuples = {name: tuple(values[name]) for name in ("flags", "eval_at_seconds")}
+        return cls(**{**values, "data": data, **tuples})
 
 
 @dataclass(frozen=True)
@@ -192,6 +202,9 @@ def pose_refinement_entry(refine: bool) -> Entry:
         f"{POSE_REFINEMENT_STEPS} steps (300 s cap), throughput only",
     )
 
+
+NGP_PROGRESS_SECONDS = (45.0, 60.0, 75.0, 90.0, 105.0, 120.0, 150.0, 180.0, 240.0)
+"""Training-clock ages at which `cpu-ngp-5min` scores the test images on the way to its 300 s."""
 
 GPU_TARGET_TRAIN_SECONDS = 90.0
 """Issue 15's target: instant-ngp with every CUDA kernel reaches >= 35.5 dB on lego's test views with a training loop
@@ -355,6 +368,24 @@ SUITES: dict[str, Suite] = {
                     timeout_seconds=900,
                     description="registered settings with pose refinement off (Blender poses are exact); trains to "
                     "500 s of process age, then renders all 10 test images at 200x200 (25 s on an idle machine)",
+                ),
+            ),
+        ),
+        Suite(
+            "cpu-ngp-5min",
+            "instant-ngp's first five minutes on lego at 1/4 scale: the test PSNR on the way and at the end",
+            (
+                Entry(
+                    "instant-ngp-lego-ds4-5min",
+                    "instant-ngp",
+                    downscale=4,
+                    wall_seconds=300,
+                    eval_at_seconds=NGP_PROGRESS_SECONDS,
+                    warmup_steps=INSTANT_NGP_GRID_WARMUP,
+                    timeout_seconds=900,
+                    description="registered settings; trains to 300 s of process age (the interim evaluations left "
+                    "out of the clock), scoring all 10 test images at each of NGP_PROGRESS_SECONDS and at the end "
+                    "(targets: 30 dB by 120 s, 33 dB at 300 s)",
                 ),
             ),
         ),
@@ -651,28 +682,47 @@ def _scaled(count: float | None, factor: int) -> float | None:
     return None if count is None else count * factor
 
 
+def evaluate_during_training(trainer: Any, entry: Entry, age: float, step: int) -> dict[str, Any]:
+    """One interim score of the test images, at training-clock `age`."""
+    test = evaluate_test_split(trainer, entry.eval_images)
+    print(f"[{entry.name}] {age:.0f} s, step {step}: test PSNR {test['psnr']:.2f} dB", file=sys.stderr, flush=True)
+    return {"train_clock_s": age, "step": step, "psnr": test["psnr"], "ssim": test["ssim"]}
+
+
 def train_until_budget(
     trainer: Any, entry: Entry, clock: ProcessClock, probe: StepProbe
-) -> tuple[list[StepRecord], str, set[str]]:
-    """Times every `train_iteration` (callbacks included) from the first step until the budget runs out.
+) -> tuple[list[StepRecord], str, set[str], list[dict[str, Any]]]:
+    """Times every `train_iteration` (callbacks included) from the first step until the budget runs out, scoring the
+    test images at the entry's `eval_at_seconds` on the way; the time those evaluations take is left out of every
+    budget and of the ages reported.
 
     With several ranks every rank runs this; a step's rays and samples are this rank's times the world size, as every
     rank draws a batch of the same size (a dynamic batch is resized from the mean over ranks)."""
+    if entry.eval_at_seconds and trainer.world_size > 1:
+        raise ValueError(f"{entry.name}: eval_at_seconds needs a single process")
     sync = _synchronizer(trainer.device)
     datamanager_config = getattr(getattr(trainer.pipeline, "datamanager", None), "config", None)
     records: list[StepRecord] = []
     sources: set[str] = set()
+    interim: list[dict[str, Any]] = []
+    pending = sorted(entry.eval_at_seconds)
+    evaluating = 0.0
     loop_start = clock.age()
     next_report = loop_start + 15.0
     step = trainer.start_step
     while True:
-        age = clock.age()
+        age = clock.age() - evaluating
+        if pending and age >= pending[0]:
+            pending = [due for due in pending if due > age]
+            interim.append(evaluate_during_training(trainer, entry, age, step))
+            evaluating = clock.age() - age
+            continue
         # The training budget is a limit ("training loop <= 90 s"): no step is started that would end past it, judged
         # from the last step's time.
         projected = age - loop_start + (records[-1].seconds if records else 0.0)
         reason = stop_reason(len(records), age, entry, trainer.config.max_num_iterations, projected)
         if (reason := agreed_stop(reason, trainer)) is not None:
-            return records, reason, sources
+            return records, reason, sources, interim
         step += 1
         configured = getattr(datamanager_config, "train_num_rays_per_batch", None)
         probe.reset()
@@ -814,11 +864,13 @@ def measure(task: RankTask, config: TrainerConfig, rank: Rank, result: dict[str,
     }
     task.record.save(result)
     cpu_start = time.process_time()
-    records, reason, sources = train_until_budget(trainer, entry, clock, StepProbe(trainer.pipeline))
+    records, reason, sources, interim = train_until_budget(trainer, entry, clock, StepProbe(trainer.pipeline))
     result |= {
         "train_finished_s": (train_done := clock.age()),
         "train_seconds": train_done - setup_done,
         "stop_reason": reason,
+        "interim_tests": interim,
+        "seconds_to_30db": next((test["train_clock_s"] for test in interim if test["psnr"] >= 30.0), None),
         "warmup_steps": entry.warmup_steps,
         **throughput(records, entry.warmup_steps),
         "rays_source": sorted(sources),
@@ -1073,6 +1125,9 @@ def print_table(report: dict[str, Any]) -> None:
         notes = [result.get("note"), *result.get("notes", []), *(result.get("test") or {}).get("notes", [])]
         for note in filter(None, notes):
             console.print(f"  {result['entry']['name']}: {note}", highlight=False, soft_wrap=True)
+        if result.get("interim_tests"):
+            scores = ", ".join(f"{test['train_clock_s']:.0f} s {test['psnr']:.2f}" for test in result["interim_tests"])
+            console.print(f"  {result['entry']['name']}: test PSNR by training clock: {scores} dB", highlight=False)
     machine = report["machine"]
     ran = [result for result in report["entries"] if result["status"] == "ok"]
     versions = sorted(
@@ -1089,12 +1144,14 @@ def print_table(report: dict[str, Any]) -> None:
     )
 
 
-def select_entries(suite: Suite, only: list[str], data: Path | None) -> list[Entry]:
+def select_entries(suite: Suite, only: list[str], data: Path | None, flags: list[str] | None = None) -> list[Entry]:
+    """The entries named by --only (all when none), with --data and --flags applied."""
     names = [name for item in only for name in item.split(",") if name]
     known = {entry.name for entry in suite.entries}
     if unknown := [name for name in names if name not in known]:
         raise SystemExit(f"--only: no entry {', '.join(unknown)} in suite {suite.name} (has: {', '.join(known)})")
     entries = [entry for entry in suite.entries if not names or entry.name in names]
+    entries = [replace(entry, flags=entry.flags + tuple(flags or ())) for entry in entries]
     return [replace(entry, data=data) if data is not None else entry for entry in entries]
 
 
@@ -1162,6 +1219,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--list", action="store_true", help="list the suites and their entries, then exit")
     parser.add_argument("--only", action="append", default=[], metavar="ENTRY", help="run only these entries")
     parser.add_argument("--data", type=Path, default=None, help="dataset folder for every entry (default: lego)")
+    parser.add_argument(
+        "--flags", default="", help="kit-train flags appended to every entry's, e.g. --flags='--pipeline.model.x 1'"
+    )
     parser.add_argument("--output", type=Path, default=None, help="JSON file (default: benchmarks/out/SUITE.json)")
     parser.add_argument(
         "--show", type=Path, metavar="JSON", help="print the table of a suite's JSON (also a partial one)"
@@ -1185,7 +1245,7 @@ def main(argv: list[str]) -> int:
         build_parser().error("--suite is required (or --list)")
     suite = SUITES[args.suite]
     output = args.output or BENCH_DIR / "out" / f"{suite.name}.json"
-    report = run_suite(suite, select_entries(suite, args.only, args.data), output)
+    report = run_suite(suite, select_entries(suite, args.only, args.data, shlex.split(args.flags)), output)
     print_table(report)
     print(f"wrote {output}")
     return 1 if any(result["status"] == "error" for result in report["entries"]) else 0

@@ -250,3 +250,37 @@ def test_interleaved_ab_end_to_end(lego_dir: Path, lego_cache_dir: Path, tmp_pat
     assert [rays for _, rays in records["A"]] == [64] * 4 and [rays for _, rays in records["B"]] == [32] * 4
     assert report["A"]["mean_rays_per_sec"] > 0 and report["B"]["median_sec_per_iter"] > 0
     assert report["median_step_ratio_b_over_a"] > 0
+
+
+def test_interim_evaluations_are_left_out_of_the_training_clock(
+    harness: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Steps take 10 s and an evaluation 25 s of a fake clock: scores land at the first step boundary past each due
+    age of the training clock, and the 300 s budget counts training only."""
+    now = [0.0]
+    monkeypatch.setattr(harness.time, "perf_counter", lambda: now[0])
+
+    def fake_evaluation(trainer: object, limit: int | None) -> dict[str, float]:
+        now[0] += 25.0
+        return {"psnr": 20.0 + trainer.step / 3, "ssim": 0.5}
+
+    monkeypatch.setattr(harness, "evaluate_test_split", fake_evaluation)
+
+    class Trainer:
+        world_size, is_main, start_step, step = 1, True, 0, 0
+        device = torch.device("cpu")
+        config = SimpleNamespace(max_num_iterations=1000)
+        pipeline = SimpleNamespace()
+
+        def train_iteration(self, step: int) -> tuple[float, None, None]:
+            now[0] += 10.0
+            return 0.1, None, None
+
+    entry = harness.Entry("e", "m", wall_seconds=300.0, eval_at_seconds=(120.0, 45.0))
+    clock = harness.ProcessClock(0.0, "fake")
+    records, reason, _, interim = harness.train_until_budget(Trainer(), entry, clock, SimpleNamespace(
+        reset=lambda: None, step_rays=lambda configured: (None, "none"), samples=None))  # fmt: skip
+    assert reason == "wall_seconds" and len(records) == 30  # the 300 s of training, evaluations aside
+    assert [(test["train_clock_s"], test["step"]) for test in interim] == [(50.0, 5), (120.0, 12)]
+    assert now[0] == 300.0 + 2 * 25.0
+    assert harness.Entry.from_json(entry.to_json()) == entry
