@@ -69,6 +69,24 @@ def test_kit_train_lists_my_method_only_when_installed(template_site: Path) -> N
     assert "warning" not in with_plugin.stderr
 
 
+def test_the_template_keeps_help_screens_free_of_torch(template_site: Path) -> None:
+    """The example plug-in follows nerfkit's own pattern: its configs import no torch, so installing it keeps
+    `kit-train --help` and `kit-train my-method --help` from importing torch."""
+    script = (
+        "import contextlib, io, sys\n"
+        "from nerfkit.scripts.train import main\n"
+        "for argv in (['--help'], ['my-method', '--help'], ['vanilla-nerf', '--help']):\n"
+        "    with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        "        main(argv)\n"
+        "print('torch' in sys.modules)\n"
+    )
+    env = {name: value for name, value in os.environ.items() if name not in ("PYTHONPATH", ENV_VAR)}
+    env["PYTHONPATH"] = str(template_site)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False"]
+
+
 def test_template_sampler_is_offered_to_every_model_only_when_installed(
     template_site: Path, lego_dir: Path, lego_cache_dir: Path, tmp_path: Path
 ) -> None:
@@ -103,8 +121,9 @@ def test_log_sampler_steps_grow_by_a_constant_factor(template: ModuleType) -> No
     torch.testing.assert_close(bins[:, -1:], fars)
     ratios = bins[:, 1:] / bins[:, :-1]
     torch.testing.assert_close(ratios, ratios[:, :1].expand_as(ratios))
+    config_module = importlib.import_module("nerfkit_template.template_config")
     with pytest.raises(NerfkitError, match="near plane above 0"):
-        sampler_module.LogSamplerConfig().setup(ComponentContext(SceneBox.cube(1.0), near_plane=0.0, far_plane=1.0))
+        config_module.LogSamplerConfig().setup(ComponentContext(SceneBox.cube(1.0), near_plane=0.0, far_plane=1.0))
 
 
 def test_my_method_trains_on_lego(template_site: Path, lego_dir: Path, lego_cache_dir: Path, tmp_path: Path) -> None:

@@ -1,12 +1,53 @@
-"""my-method: the whole default config of `kit-train my-method`, small enough to train on a CPU."""
+"""my-method's configs: its model's, its `log` sampler's, and the whole default config of `kit-train my-method`.
+
+This module imports no torch (the model and the sampler are named by string, or imported inside `setup`), so
+`kit-train --help` and every argument error stay fast with the plug-in installed, as with nerfkit's own methods.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from nerfkit.configs.base_config import Target
 from nerfkit.configs.data import SceneDataParserConfig
-from nerfkit.configs.model_components import PDFSamplerConfig
+from nerfkit.configs.model_components import InitialSamplerConfig, PDFSamplerConfig
+from nerfkit.configs.models import VanillaModelConfig
+from nerfkit.configs.ranges import NonNegative
 from nerfkit.engine.recipes import adam_group, method_spec
-from nerfkit_template.template_model import TemplateModelConfig
-from nerfkit_template.template_sampler import LogSamplerConfig
+from nerfkit.errors import NerfkitError
+from nerfkit.plugins.components import register_component
+
+if TYPE_CHECKING:
+    from nerfkit.model_components.component_context import ComponentContext
+    from nerfkit_template.template_sampler import LogSampler
+
+
+@dataclass
+class TemplateModelConfig(VanillaModelConfig):
+    """Vanilla NeRF's settings plus the weight of the template's extra loss."""
+
+    _target: Target = "nerfkit_template.template_model:TemplateModel"
+    """The class that `setup()` builds, imported only then."""
+    accumulation_entropy_mult: NonNegative = 1e-3
+    """Weight of a loss pushing each ray's opacity to 0 or 1, which clears semi-transparent haze (0: off)."""
+
+
+@register_component("log")
+@dataclass
+class LogSamplerConfig(InitialSamplerConfig):
+    """Evenly spaced in log distance: denser near the camera, where a pixel covers the least (template plug-in)."""
+
+    def setup(self, context: ComponentContext) -> LogSampler:
+        from nerfkit_template.template_sampler import LogSampler
+
+        if context.near_plane <= 0:
+            raise NerfkitError(
+                f"the log sampler needs a near plane above 0, got {context.near_plane}",
+                hint="set --pipeline.model.near-plane to a positive distance",
+            )
+        return LogSampler(self.num_samples, self.train_stratified)
+
 
 MAX_STEPS = 3000
 

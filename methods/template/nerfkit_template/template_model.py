@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from nerfkit.configs.base_config import Target
-from nerfkit.configs.models import VanillaModelConfig
-from nerfkit.configs.ranges import NonNegative
 from nerfkit.models.vanilla_nerf import NeRFModel
-
-
-@dataclass
-class TemplateModelConfig(VanillaModelConfig):
-    """Vanilla NeRF's settings plus the weight of the template's extra loss."""
-
-    _target: Target = field(default_factory=lambda: TemplateModel)
-    """The class that `setup()` builds."""
-    accumulation_entropy_mult: NonNegative = 1e-3
-    """Weight of a loss pushing each ray's opacity to 0 or 1, which clears semi-transparent haze (0: off)."""
+from nerfkit_template.template_config import TemplateModelConfig
 
 
 def accumulation_entropy(accumulation: Float[Tensor, "*bs 1"], eps: float = 1e-6) -> Float[Tensor, ""]:

@@ -1,24 +1,19 @@
-"""The template's own ray sampler, registered as the choice `log`: nerfkit offers it to every model with a sampler.
+"""The template's own ray sampler, offered as the choice `log` to every model with a sampler.
 
-The `@register_component` decorator names it; the `nerfkit.components` entry point in this package's pyproject makes
-nerfkit import this module when it gathers the choices, so `kit-train vanilla-nerf pipeline.model.coarse-sampler:log`
-works once the package is installed, with no change to nerfkit.
+Its config, `LogSamplerConfig` in `template_config.py`, is registered with `@register_component("log")`; the
+`nerfkit.components` entry point in this package's pyproject makes nerfkit import that module when it gathers the
+choices, so `kit-train vanilla-nerf pipeline.model.coarse-sampler:log` works once the package is installed, with no
+change to nerfkit.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
 from nerfkit.cameras.rays import RayBundle, RaySamples
-from nerfkit.configs.model_components import InitialSamplerConfig
-from nerfkit.errors import NerfkitError
-from nerfkit.model_components.component_context import ComponentContext
 from nerfkit.model_components.ray_samplers import uniform_bins
-from nerfkit.plugins.components import register_component
 
 
 def log_spaced_bins(
@@ -44,17 +39,3 @@ class LogSampler(nn.Module):
         return RaySamples.from_bins(
             ray_bundle, log_spaced_bins(ray_bundle.nears, ray_bundle.fars, self.num_samples, stratified)
         )
-
-
-@register_component("log")
-@dataclass
-class LogSamplerConfig(InitialSamplerConfig):
-    """Evenly spaced in log distance: denser near the camera, where a pixel covers the least (template plug-in)."""
-
-    def setup(self, context: ComponentContext) -> LogSampler:
-        if context.near_plane <= 0:
-            raise NerfkitError(
-                f"the log sampler needs a near plane above 0, got {context.near_plane}",
-                hint="set --pipeline.model.near-plane to a positive distance",
-            )
-        return LogSampler(self.num_samples, self.train_stratified)
