@@ -87,8 +87,9 @@ class Entry:
     steps: int | None = None
     """Stop after this many training steps; also passed as --max-num-iterations, as a kit-train run of N steps."""
     wall_seconds: float | None = None
-    """Stop training once the process is this many seconds old (start-up and data loading count); checked before
-    each step, so the last step may end up to one step later. With `steps` too, whichever comes first."""
+    """Stop training once the process is this many seconds old (start-up and data loading count; interim
+    evaluations of `eval_at_seconds` do not); checked before each step, so the last step may end up to one step
+    later. With `steps` too, whichever comes first."""
     train_seconds: float | None = None
     """Stop before a step that would take the training loop past this many seconds (a GPU target's "training loop
     <= 90 s"), judged from the last step's time; whichever budget comes first."""

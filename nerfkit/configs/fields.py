@@ -26,7 +26,7 @@ Log2HashmapSize = ranged(int, min=1, max=32)
 
 @dataclass
 class HashGridConfig(PrintableConfig):
-    """Sizes of an Instant-NGP hash grid (defaults: instant-ngp's). Every field and part with a grid builds it with
+    """Sizes of an Instant-NGP hash grid (defaults: instant-ngp's). Every field and component with a grid builds it with
     `setup_grid`; model configs inherit these fields, so their flags and config-file keys keep Nerfstudio's flat
     spelling (`--pipeline.model.num-levels`)."""
 
