@@ -103,3 +103,25 @@ def test_a_bottom_layer_imported_alone_loads_nothing_above_it(package: str, allo
     )
     loaded = json.loads(result.stdout.splitlines()[-1])
     assert [name for name in loaded if name != "nerfkit" and not within(name, allowed[1:])] == []
+
+
+def test_the_viewer_knows_no_model_and_only_the_trainer_and_kit_viewer_start_it() -> None:
+    """It renders through the model's public forward call: no model module but the base, no engine; and only the
+    trainer (lazily, with --vis viewer) and kit-viewer import it."""
+    assert (
+        offenders(
+            "viewer",
+            lambda name: (
+                within(name, ("nerfkit.engine", "nerfkit.scripts", "nerfkit.fields", "nerfkit.field_components"))
+                or (within(name, ("nerfkit.models",)) and not within(name, ("nerfkit.models.base_model",)))
+            ),
+        )
+        == []
+    )
+    importers = [
+        path
+        for folder in ("configs", "engine", "models", "pipelines", "data", "cameras", "kernels", "utils", "scripts")
+        for path, names in module_imports(folder).items()
+        if any(within(name, ("nerfkit.viewer",)) for name in names)
+    ]
+    assert importers == ["nerfkit/engine/trainer.py", "nerfkit/scripts/viewer.py"]

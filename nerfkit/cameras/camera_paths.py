@@ -17,8 +17,9 @@ scale datasets), with camera-to-world matrices in the OpenGL convention:
 `camera_path` holds one camera per frame, already interpolated by the viewer; they are rendered as they are. Only
 when it is missing or empty are the `keyframes` interpolated, into fps x seconds frames evenly spread over the keys
 (a loop back to the first key with `is_cycle`). `fov` is the vertical field of view in degrees; `aspect` is ignored
-(the render size decides it), as are Nerfstudio's per-keyframe transition times and spline tension. Matrices may
-also be given as four rows of four numbers.
+(the render size decides it), as are Nerfstudio's per-keyframe transition times. `smoothness_value` (0 to 1, default
+1) joins the keyframes from straight segments to the spline. Matrices may also be given as four rows of four numbers.
+nerfkit's viewer writes both lists (`camera_path_record`).
 """
 
 from __future__ import annotations
@@ -169,27 +170,61 @@ def spline_through_keys(
     return _barry_goldman(padded[corners], knots[corners], time, blend)
 
 
+def piecewise_through_keys(
+    keys: Float[Tensor, "num_keys dim"], num_frames: int, *, blend: Blend = lerp, closed: bool = False
+) -> Float[Tensor, "num_frames dim"]:
+    """Straight from key to key (by `blend`), landing on the same frames as `spline_through_keys`."""
+    if len(keys) == 1:
+        return keys.expand(num_frames, -1).clone()
+    key_frames = torch.tensor(key_frame_indices(len(keys), num_frames, closed), dtype=keys.dtype)
+    ends = torch.cat([keys, keys[:1]]) if closed else keys
+    frames = torch.arange(num_frames, dtype=keys.dtype)
+    segment = (torch.searchsorted(key_frames, frames, right=True) - 1).clamp(max=len(key_frames) - 2)
+    progress = (frames - key_frames[segment]) / (key_frames[segment + 1] - key_frames[segment])
+    return blend(ends[segment], ends[segment + 1], progress[:, None])
+
+
+def smoothed_through_keys(
+    keys: Float[Tensor, "num_keys dim"],
+    num_frames: int,
+    smoothness: float,
+    *,
+    blend: Blend = lerp,
+    knot_exponent: float = 0.0,
+    closed: bool = False,
+) -> Float[Tensor, "num_frames dim"]:
+    """Between straight segments (`smoothness` 0) and the Catmull-Rom spline (1); every value passes the keys."""
+    spline = spline_through_keys(keys, num_frames, blend=blend, knot_exponent=knot_exponent, closed=closed)
+    if smoothness >= 1.0:
+        return spline
+    straight = piecewise_through_keys(keys, num_frames, blend=blend, closed=closed)
+    return blend(straight, spline, straight.new_full((num_frames, 1), smoothness))
+
+
 def interpolate_poses(
-    keys: Float[Tensor, "num_keys 3 4"], num_frames: int, closed: bool = False
+    keys: Float[Tensor, "num_keys 3 4"], num_frames: int, closed: bool = False, smoothness: float = 1.0
 ) -> Float[Tensor, "num_frames 3 4"]:
     """Camera-to-world matrices along smooth paths through the keys' positions and rotations."""
     keys64 = keys.double()
-    positions = spline_through_keys(keys64[:, :, 3], num_frames, knot_exponent=CENTRIPETAL, closed=closed)
-    quaternions = spline_through_keys(rotation_to_quaternion(keys64[:, :, :3]), num_frames, blend=slerp, closed=closed)
+    positions = smoothed_through_keys(keys64[:, :, 3], num_frames, smoothness, knot_exponent=CENTRIPETAL, closed=closed)
+    quaternions = smoothed_through_keys(
+        rotation_to_quaternion(keys64[:, :, :3]), num_frames, smoothness, blend=slerp, closed=closed
+    )
     return torch.cat([quaternion_to_rotation(quaternions), positions[:, :, None]], dim=-1).to(keys.dtype)
 
 
-def interpolate_cameras(cameras: Cameras, num_frames: int, closed: bool = False) -> Cameras:
-    """Cameras along a smooth path through `cameras`, zooming smoothly between their focal lengths.
+def interpolate_cameras(cameras: Cameras, num_frames: int, closed: bool = False, smoothness: float = 1.0) -> Cameras:
+    """Cameras along a path through `cameras`, zooming steadily between their focal lengths; `smoothness` goes from
+    straight segments (0) to the Catmull-Rom spline (1).
 
     The principal point and image size are the first camera's: a path renders at one resolution. Paths render through
     an undistorted pinhole lens, whatever lens the keyframes had.
     """
     focal = torch.stack([cameras.fx, cameras.fy], dim=-1).double().log()
-    focal = spline_through_keys(focal, num_frames, closed=closed).exp().to(cameras.fx.dtype)
+    focal = smoothed_through_keys(focal, num_frames, smoothness, closed=closed).exp().to(cameras.fx.dtype)
     first = cameras[0]
     return Cameras(
-        camera_to_worlds=interpolate_poses(cameras.camera_to_worlds, num_frames, closed),
+        camera_to_worlds=interpolate_poses(cameras.camera_to_worlds, num_frames, closed, smoothness),
         fx=focal[:, 0],
         fy=focal[:, 1],
         cx=first.cx.repeat(num_frames),
@@ -276,6 +311,10 @@ class CameraPathFile:
     """Frames per second, when the file gives them."""
     seconds: float | None
     """Length of the video, when the file gives it."""
+    keyframes: Cameras | None = None
+    """The keyframes, when the file has them (a viewer loads them back to edit the path)."""
+    smoothness: float = 1.0
+    """How keyframes are joined: straight segments (0) to the Catmull-Rom spline (1, and when the file is silent)."""
 
 
 def _fail(path: Path, message: str) -> NerfkitError:
@@ -358,14 +397,55 @@ def read_camera_path(path: Path) -> CameraPathFile:
     if camera_type != "perspective":
         raise _fail(path, f"camera_type {camera_type!r} is not supported; only perspective cameras render")
     width, height = _size(data, "render_width", path), _size(data, "render_height", path)
+    keyframes = (
+        _cameras(data["keyframes"], "keyframes", "matrix", width, height, path) if data.get("keyframes") else None
+    )
     are_keyframes = not data.get("camera_path")
-    if are_keyframes and not data.get("keyframes"):
+    if are_keyframes and keyframes is None:
         raise _fail(path, "no cameras: camera_path and keyframes are both missing or empty")
-    list_name, matrix_key = ("keyframes", "matrix") if are_keyframes else ("camera_path", "camera_to_world")
+    smoothness = data.get("smoothness_value", 1.0)
+    if isinstance(smoothness, bool) or not isinstance(smoothness, int | float) or not 0.0 <= smoothness <= 1.0:
+        raise _fail(path, f"smoothness_value must be a number from 0 to 1, not {smoothness!r}")
     return CameraPathFile(
-        cameras=_cameras(data[list_name], list_name, matrix_key, width, height, path),
+        cameras=keyframes
+        if are_keyframes
+        else _cameras(data["camera_path"], "camera_path", "camera_to_world", width, height, path),
         are_keyframes=are_keyframes,
         is_cycle=data.get("is_cycle") is True,
         fps=_number(data, "fps", path, required=False),
         seconds=_number(data, "seconds", path, required=False),
+        keyframes=keyframes,
+        smoothness=float(smoothness),
     )
+
+
+def _matrix_entry(pose: Float[Tensor, "3 4"], focal_y: Tensor, width: int, height: int, key: str) -> dict[str, Any]:
+    matrix = torch.cat([pose.double().cpu(), torch.tensor([[0.0, 0.0, 0.0, 1.0]], dtype=torch.float64)])
+    fov = math.degrees(2.0 * math.atan(0.5 * height / float(focal_y)))
+    return {key: matrix.flatten().tolist(), "fov": fov, "aspect": width / height}
+
+
+def camera_path_record(
+    keyframes: Cameras, *, fps: float, seconds: float, is_cycle: bool, smoothness: float
+) -> dict[str, Any]:
+    """A Nerfstudio camera-path file's content: the keyframes, and the frames interpolated through them (which
+    kit-render renders as they are), at the first keyframe's image size."""
+    width, height = int(keyframes.width[0]), int(keyframes.height[0])
+    frames = interpolate_cameras(keyframes, max(1, round(seconds * fps)), closed=is_cycle, smoothness=smoothness)
+    return {
+        "camera_type": "perspective",
+        "render_width": width,
+        "render_height": height,
+        "fps": fps,
+        "seconds": seconds,
+        "is_cycle": is_cycle,
+        "smoothness_value": smoothness,
+        "keyframes": [
+            _matrix_entry(pose, fy, width, height, "matrix")
+            for pose, fy in zip(keyframes.camera_to_worlds, keyframes.fy, strict=True)
+        ],
+        "camera_path": [
+            _matrix_entry(pose, fy, width, height, "camera_to_world")
+            for pose, fy in zip(frames.camera_to_worlds, frames.fy, strict=True)
+        ],
+    }

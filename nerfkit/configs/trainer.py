@@ -13,6 +13,7 @@ from nerfkit.configs.data import Split
 from nerfkit.configs.optimizers import ParamGroupConfig
 from nerfkit.configs.pipelines import VanillaPipelineConfig
 from nerfkit.configs.ranges import Count, NonNegativeInt, ranged
+from nerfkit.configs.viewer import ViewerConfig
 
 TIMESTAMP_PLACEHOLDER = "{timestamp}"
 """The default timestamp: replaced by the time the run starts."""
@@ -33,8 +34,10 @@ class TrainerConfig(InstantiateConfig):
     """Runs are written to output-dir/experiment-name/method-name/timestamp."""
     experiment_name: str | None = None
     """Name of the experiment folder (None: the dataset folder's name)."""
-    vis: Literal["tensorboard", "wandb", "tensorboard+wandb", "none"] = "tensorboard"
-    """Where to log besides the console and metrics.csv."""
+    vis: Literal[
+        "tensorboard", "wandb", "tensorboard+wandb", "viewer", "viewer+tensorboard", "viewer+wandb", "none"
+    ] = "tensorboard"
+    """Where to log besides the console and metrics.csv; viewer serves the live web viewer (--viewer.*)."""
     mixed_precision: bool = False
     """Train in mixed precision (CUDA only; ignored on the CPU)."""
     steps_per_save: NonNegativeInt = 1000
@@ -73,6 +76,8 @@ class TrainerConfig(InstantiateConfig):
     """Folder inside the run that holds the checkpoints."""
     pipeline: VanillaPipelineConfig = field(default_factory=VanillaPipelineConfig)
     """Data and model."""
+    viewer: ViewerConfig = field(default_factory=ViewerConfig)
+    """The live web viewer, with --vis viewer."""
     machine: MachineConfig = field(default_factory=MachineConfig)
     """Device and seed."""
     logging: LoggingConfig = field(default_factory=LoggingConfig)

@@ -6,7 +6,7 @@ import functools
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from rich.console import Console
@@ -40,6 +40,9 @@ from nerfkit.utils.progress import training_progress
 from nerfkit.utils.rng import get_rng_state, seed_everything, set_rng_state
 from nerfkit.utils.timing import synchronize
 from nerfkit.utils.writers import CsvWriter, TensorboardWriter, WandbWriter, Writer, Writers, keep_rows_through
+
+if TYPE_CHECKING:
+    from nerfkit.viewer.viewer import Viewer
 
 RUN_CONFIG = "config.yml"
 METRICS = "metrics.csv"
@@ -94,6 +97,7 @@ class Trainer:
         self.writers: Writer = Writers([])
         self.stop = StopRequest()
         self.run_lock: RunFolderLock | None = None
+        self.viewer: Viewer | None = None
 
     def setup(self) -> None:
         """Builds everything and loads the checkpoint before writing anything, so bad input leaves no files.
@@ -106,9 +110,26 @@ class Trainer:
             self.build()
             if self.is_main:
                 self.write_run_files()
+                if "viewer" in self.config.vis:
+                    self.start_viewer()
         except BaseException:
             self.release_run_folder()
             raise
+
+    def start_viewer(self) -> None:
+        """The live viewer, on rank 0 only; it renders between steps (see viewer/viewer.py)."""
+        from nerfkit.viewer.viewer import ViewedRun, Viewer
+
+        datamanager = self.pipeline.datamanager
+        run = ViewedRun(
+            cameras=datamanager.train_cameras,
+            images=datamanager.train_dataset.images,
+            scene_box=datamanager.train_dataparser_outputs.scene_box,
+            run_dir=self.run_dir,
+            step=self.start_step,
+        )
+        self.viewer = Viewer(self.config.viewer, self.pipeline.model, run, self.console, training=True)
+        self.viewer.announce()
 
     def build(self) -> None:
         """Pipeline, optimizers, grad scaler and callbacks, with the checkpoint to continue from loaded."""
@@ -196,6 +217,7 @@ class Trainer:
         """Trains from the loaded step to `max_num_iterations`; returns the signals that stopped it early, if any.
         The run folder is released at the end, however training ends."""
         self.step = self.start_step
+        ended = False
         try:
             if self.start_step >= self.config.max_num_iterations:
                 self.console.print(
@@ -206,9 +228,22 @@ class Trainer:
                 if self.config.eval_when_finished and not self.stop_requested() and self.is_main:
                     self.evaluate_when_finished()
             self.writers.close()
+            ended = True
         finally:
             self.release_run_folder()
+            if self.viewer is not None:
+                self.close_viewer(keep_open=ended and self.config.viewer.keep_open and not self.stop.requested)
         return self.stop
+
+    def close_viewer(self, keep_open: bool) -> None:
+        """Closes the viewer, after serving it until Ctrl-C when `keep_open` (--viewer.keep-open, a run that ended
+        normally)."""
+        assert self.viewer is not None
+        if keep_open:
+            self.viewer.finished(self.step)
+            self.console.print(f"training finished; the viewer stays at {self.viewer.url} until Ctrl-C")
+            self.viewer.serve()
+        self.viewer.close()
 
     def train_and_save(self) -> None:
         """The loop, then the last step's checkpoint, with the signal handlers installed throughout, so no signal
@@ -239,6 +274,10 @@ class Trainer:
             self.step = step
             rays_per_sec = sum(step_rays) * self.world_size / sum(step_times)  # every rank's rays
             progress.update(task, completed=step, loss=f"{loss:.4g}", rays_per_sec=f"{rays_per_sec:,.0f}")
+            if self.viewer is not None:
+                # Rendering changes no training state, so signals during it just ask the loop to stop.
+                self.viewer.after_step(step, loss, rays_per_sec, step_times[-1])
+                self.viewer.wait_while_paused(step, lambda: self.stop.requested)
             if _every(step, config.logging.steps_per_log) or step == first_step:
                 train_scalars = {
                     "train/loss": loss,

@@ -7,13 +7,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from jaxtyping import Bool, Float, Int
+from jaxtyping import Float, Int
 from torch import Tensor
 
 from nerfkit.cameras.cameras import Cameras
 from nerfkit.cameras.rays import RayBundle
 from nerfkit.data.scene_box import SceneBox
 from nerfkit.exporters import Advance
+from nerfkit.model_components.cropping import inside_box
 from nerfkit.models.base_model import Model
 from nerfkit.pipelines.base_pipeline import evaluating
 
@@ -46,10 +47,6 @@ def surface_colour(
     return (premultiplied / accumulation.clamp_min(1e-6)).clamp(0.0, 1.0)
 
 
-def inside_box(positions: Float[Tensor, "num 3"], aabb: Float[Tensor, "2 3"]) -> Bool[Tensor, " num"]:
-    return ((positions >= aabb[0]) & (positions <= aabb[1])).all(dim=-1)
-
-
 def render_points(
     model: Model, rays: RayBundle, accumulation_threshold: float, aabb: Float[Tensor, "2 3"]
 ) -> tuple[Float[Tensor, "num_kept 3"], Float[Tensor, "num_kept 3"]]:
@@ -58,7 +55,7 @@ def render_points(
     positions = rays.origins + outputs["depth"] * rays.directions
     accumulation = outputs["accumulation"]
     background = outputs.get("background", torch.zeros_like(outputs["rgb"]))
-    keep = (accumulation[:, 0] >= accumulation_threshold) & inside_box(positions, aabb)
+    keep = (accumulation[:, 0] >= accumulation_threshold) & inside_box(positions, aabb)[:, 0]
     colours = surface_colour(outputs["rgb"][keep], accumulation[keep], background[keep])
     return positions[keep], colours
 
@@ -78,7 +75,8 @@ def point_cloud_from_cameras(
 
     Pixels are rendered in a random order and rendering stops once enough points passed: the result is the random
     subsample without rendering every pixel (the order costs 8 bytes per pixel). Fewer points come back when all
-    pixels together yield fewer. Points outside the scene box are dropped, as the model has no content there.
+    pixels together yield fewer. Points outside `scene_box` are dropped (the model has no content outside the scene box;
+    a smaller box crops).
     `advance` is told of points found.
     """
     num_pixels = len(cameras) * int(cameras.width[0]) * int(cameras.height[0])

@@ -18,6 +18,7 @@ from nerfkit.engine.callbacks import TrainingCallback, TrainingCallbackAttribute
 from nerfkit.errors import NerfkitError
 from nerfkit.kernels.backends import Backends
 from nerfkit.model_components.component_context import ComponentContext
+from nerfkit.model_components.cropping import cropped
 from nerfkit.utils.precision import P, R, in_field_precision
 
 
@@ -45,6 +46,8 @@ class Model(nn.Module):
         self.backends = backends or Backends()
         self.near_plane = config.near_plane if config.near_plane is not None else near_plane
         self.far_plane = config.far_plane if config.far_plane is not None else far_plane
+        self.crop_box: SceneBox | None = None
+        """Renders (not training) see no matter outside this box; the viewer sets it."""
         config.check_components()
         self.populate_modules()
         # A parameter-free buffer tells where the model lives even before the subclass adds parameters.
@@ -54,9 +57,13 @@ class Model(nn.Module):
     def device(self) -> torch.device:
         return self._device_marker.device
 
-    def in_field_precision(self, function: Callable[P, R]) -> Callable[P, R]:
-        """`function` (a field, or a density network) in half precision under mixed precision; see utils/precision."""
-        return in_field_precision(function, self.device, self.mixed_precision)
+    def field_query(self, function: Callable[P, R]) -> Callable[P, R]:
+        """`function` (a field, or a density network) as models call it: in half precision under mixed precision (see
+        utils/precision), and with no density outside `crop_box` when rendering with one (see cropping)."""
+        function = in_field_precision(function, self.device, self.mixed_precision)
+        if self.crop_box is None or self.training:
+            return function
+        return cropped(function, self.crop_box.aabb)
 
     def component_context(self) -> ComponentContext:
         """What the model's replaceable components are built with; models check first that they have both planes."""

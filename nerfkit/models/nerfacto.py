@@ -87,14 +87,14 @@ class NerfactoModel(SinglePassOutputs, Model):
         if self.training:
             ray_bundle = self.camera_optimizer.apply_to_rays(ray_bundle)
         ray_bundle = self.collider(ray_bundle)
-        density_fns = [self.in_field_precision(network.density) for network in self.proposal_networks]
+        density_fns = [self.field_query(network.density) for network in self.proposal_networks]
         samples = self.proposal_sampler(ray_bundle, density_fns)
         ray_samples = samples.ray_samples
         num_rays, num_samples = ray_samples.starts.shape[:2]
         # A ray's samples share its direction and, in training, its image's appearance (eval images were never
         # trained on): the field takes them per ray.
         image_indices = ray_bundle.camera_indices if self.training else None
-        density, rgb = self.in_field_precision(self.field)(
+        density, rgb = self.field_query(self.field)(
             ray_samples.positions, ray_samples.directions[:, None, :], image_indices
         )
         weights, _, _ = render_weight_from_density(

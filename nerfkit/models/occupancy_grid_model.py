@@ -43,7 +43,7 @@ class OccupancyGridRendering:
     def get_outputs(self, ray_bundle: RayBundle) -> dict[str, Tensor]:
         ray_indices, t_starts, t_ends = self.sampler(ray_bundle, self.query_density)
         positions, directions = sample_points(ray_bundle, ray_indices, t_starts, t_ends)
-        density, rgb = self.in_field_precision(self.field_outputs)(positions, directions)
+        density, rgb = self.field_query(self.field_outputs)(positions, directions)
         background = self.background(len(ray_bundle), ray_bundle.origins.device)
         return render_packed(
             density, rgb, ray_indices, t_starts, t_ends, background, backend=self.backends.volume_rendering

@@ -75,7 +75,7 @@ class NeRFModel(Model):
 
     def _render(self, field: NeRFField, ray_samples: RaySamples) -> tuple[dict[str, Tensor], Tensor]:
         """One pass's outputs, and its sample weights for the next pass."""
-        densities, rgb = self.in_field_precision(field)(ray_samples)
+        densities, rgb = self.field_query(field)(ray_samples)
         weights = render_weights_from_density(densities, ray_samples.deltas)
         composited, background = self.renderer_rgb(rgb, weights)
         outputs = {

@@ -5,8 +5,9 @@ Examples: `kit-export pointcloud --load-config outputs/lego/vanilla-nerf/<timest
 `kit-export cameras --load-config <run folder>/config.yml`.
 
 pointcloud renders the training pixels (in random order) and keeps one point per ray whose accumulation reaches
---accumulation-threshold, at the ray's expected depth, inside the scene box: a binary PLY with red/green/blue.
-mesh samples the density on a --resolution^3 grid filling the scene box, runs marching cubes at density --level and
+--accumulation-threshold, at the ray's expected depth, inside the scene box (or the --bounding-box-min/max box, as
+the viewer's crop panel prints it): a binary PLY with red/green/blue.
+mesh samples the density on a --resolution^3 grid filling that box, runs marching cubes at density --level and
 colours each vertex as seen head-on from outside: a PLY or OBJ (with `v x y z r g b`). cameras writes the training
 cameras (image, 4x4 camera-to-world, fx, fy, cx, cy, width, height) and the scene box as JSON.
 Positions are in the run's normalised frame; --coordinates dataset maps them back to the dataset's own coordinates
@@ -19,6 +20,7 @@ Arguments are checked before the run is loaded; a file appears only once complet
 from __future__ import annotations
 
 import dataclasses
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,7 @@ from rich.console import Console
 
 from nerfkit.configs.ranges import Count, Finite, Fraction, check_ranges, ranged
 from nerfkit.data.dataparsers.scene_normalisation import poses_to_capture_coordinates, to_capture_coordinates
+from nerfkit.data.scene_box import SceneBox
 from nerfkit.engine.run_loading import LoadedRun, load_run
 from nerfkit.errors import NerfkitError
 from nerfkit.exporters.cameras import cameras_to_json
@@ -106,9 +109,35 @@ class ModelExport(ExportConfig):
     """Where to run the model; auto takes the GPU when torch sees one."""
     ascii: bool = False
     """Write PLY as text instead of binary: larger and slower to read, but readable by eye."""
+    bounding_box_min: tuple[float, float, float] | None = None
+    """Export only what lies in this box (min corner; give --bounding-box-max too), e.g. the viewer's crop box."""
+    bounding_box_max: tuple[float, float, float] | None = None
+    """The box's max corner (default: the scene box)."""
+
+    def check(self) -> None:
+        super().check()
+        low, high = self.bounding_box_min, self.bounding_box_max
+        if (low is None) != (high is None):
+            raise NerfkitError(
+                "--bounding-box-min and --bounding-box-max go together", hint="give both corners, or neither"
+            )
+        if low is not None and high is not None:
+            wrong = [axis for axis, a, b in zip("xyz", low, high, strict=True) if not a < b]
+            if wrong or not all(map(math.isfinite, (*low, *high))):
+                raise NerfkitError(
+                    f"--bounding-box-min {low} is not below --bounding-box-max {high} in {', '.join(wrong) or 'every'} "
+                    "coordinate",
+                    hint="each coordinate of the min corner must be below the max corner's",
+                )
 
     def load(self, console: Console) -> LoadedRun:
         return load_run(self.load_config, load_step=self.load_step, device_type=self.device_type, console=console)
+
+    def export_box(self, run: LoadedRun) -> SceneBox:
+        """The box the export is limited to: --bounding-box-min/max, else the scene box."""
+        if self.bounding_box_min is None or self.bounding_box_max is None:
+            return run.pipeline.datamanager.train_dataparser_outputs.scene_box
+        return SceneBox(aabb=torch.tensor([self.bounding_box_min, self.bounding_box_max], dtype=torch.float32))
 
 
 @dataclass
@@ -131,12 +160,16 @@ class PointCloudExport(ModelExport):
 
     def export(self, run: LoadedRun, path: Path, console: Console) -> str:
         datamanager = run.pipeline.datamanager
+        box = self.export_box(run)
+        if self.bounding_box_min is not None:
+            # Matter outside a chosen box must not hide what is inside it from the cameras.
+            run.pipeline.model.crop_box = box
         with work_progress(console) as progress:
             task = progress.add_task("points", total=self.num_points)
             cloud = point_cloud_from_cameras(
                 run.pipeline.model,
                 datamanager.train_cameras,
-                datamanager.train_dataparser_outputs.scene_box,
+                box,
                 num_points=self.num_points,
                 accumulation_threshold=self.accumulation_threshold,
                 num_rays_per_batch=self.num_rays_per_batch,
@@ -145,7 +178,7 @@ class PointCloudExport(ModelExport):
             )
         if len(cloud) == 0:
             raise NerfkitError(
-                f"no ray reaches accumulation {self.accumulation_threshold:g} inside the scene box",
+                f"no ray reaches accumulation {self.accumulation_threshold:g} inside the export box",
                 hint="lower --accumulation-threshold, or train the run longer",
             )
         write_ply(path, self.output_points(run, cloud.positions), cloud.colours, ascii=self.ascii)
@@ -177,7 +210,7 @@ class MeshExport(ModelExport):
             task = progress.add_task("density grid", total=self.resolution**3)
             mesh = mesh_from_model(
                 run.pipeline.model,
-                run.pipeline.datamanager.train_dataparser_outputs.scene_box,
+                self.export_box(run),
                 resolution=self.resolution,
                 level=self.level,
                 num_points_per_batch=self.num_points_per_batch,

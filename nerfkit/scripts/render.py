@@ -29,7 +29,6 @@ import torch
 import tyro
 from jaxtyping import UInt8
 from rich.console import Console
-from torch import Tensor
 
 from nerfkit.cameras.camera_paths import (
     CameraPathFile,
@@ -48,7 +47,7 @@ from nerfkit.errors import NerfkitError
 from nerfkit.models.base_model import Model
 from nerfkit.pipelines.base_pipeline import VanillaPipeline, evaluating
 from nerfkit.utils.cli import run_cli
-from nerfkit.utils.colormaps import apply_depth_colormap
+from nerfkit.utils.colormaps import output_image, renderable_names
 from nerfkit.utils.progress import work_progress
 
 DEFAULT_FPS = 24.0
@@ -195,7 +194,8 @@ class CameraPathRender(RenderConfig):
                 f"{self.camera_path_filename}: seconds is missing, so the keyframes' frames are unknown",
                 hint="add seconds to the file, or pass --seconds",
             )
-        return interpolate_cameras(file.cameras, max(1, round(seconds * fps)), closed=file.is_cycle), fps
+        num_frames = max(1, round(seconds * fps))
+        return interpolate_cameras(file.cameras, num_frames, closed=file.is_cycle, smoothness=file.smoothness), fps
 
 
 Command = (
@@ -224,19 +224,6 @@ def split_cameras(datamanager: VanillaDataManager, split: str) -> Cameras:
     dataparser = config.dataparser if config.data is None else replace(config.dataparser, data=config.data)
     outputs = dataparser.setup().get_dataparser_outputs(split)
     return outputs.downscaled_cameras()
-
-
-def output_image(outputs: dict[str, Tensor], name: str, depth_range: tuple[float | None, float | None]) -> Tensor:
-    """One output as an RGB image in [0, 1]: depths colour-mapped, other single channels grey."""
-    value = outputs[name]
-    if name.startswith("depth"):
-        accumulation = outputs.get(name.replace("depth", "accumulation", 1))
-        return apply_depth_colormap(value, accumulation, *depth_range)
-    return value.expand(-1, -1, 3) if value.shape[-1] == 1 else value
-
-
-def renderable_names(outputs: dict[str, Tensor]) -> list[str]:
-    return sorted(name for name, value in outputs.items() if value.dim() == 3 and value.shape[-1] in (1, 3))
 
 
 def render_frame(
