@@ -7,6 +7,7 @@ import csv
 import functools
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -70,6 +71,14 @@ def train_and_keep_weights(rank: Rank, config: TrainerConfig) -> int:
     trainer = setup_trainer(config, Console(quiet=True), rank)
     trainer.train()
     torch.save(trainer.pipeline.state_dict(), trainer.run_dir / f"rank-{rank.rank}.pt")
+    return 0
+
+
+def train_and_note_the_viewer(rank: Rank, config: TrainerConfig) -> int:
+    """Trains this rank and writes whether it served a viewer (viewer-rank-R.txt)."""
+    trainer = setup_trainer(config, Console(quiet=True), rank)
+    trainer.train()
+    (trainer.run_dir / f"viewer-rank-{rank.rank}.txt").write_text(str(trainer.viewer is not None))
     return 0
 
 
@@ -288,3 +297,14 @@ def test_a_failing_or_silent_rank_ends_the_run_instead_of_hanging(
     with pytest.raises(NerfkitError, match=message):
         launch(fail_in_rank_1_or_wait, machine, torch.device("cpu"), seconds, checkpoint_dir=tmp_path, debug=False)
     assert time.monotonic() - start < 30
+
+
+def test_the_viewer_runs_on_rank_0_only(lego_dir: Path, tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("", 0))
+        port = probe.getsockname()[1]
+    run_dir = tmp_path / "run"
+    config = config_for("vanilla-nerf", *TINY_VANILLA, *TWO_RANKS, "--max-num-iterations", "4", "--vis", "viewer",
+                        "--viewer.port", str(port), "--data", str(lego_dir), "--run-dir", str(run_dir))  # fmt: skip
+    assert launch_training(config, debug=True, worker=train_and_note_the_viewer) == 0
+    assert [(run_dir / f"viewer-rank-{rank}.txt").read_text() for rank in (0, 1)] == ["True", "False"]

@@ -1,7 +1,8 @@
 """The viewer in a real browser: Debian's Chromium, headless, driven by Playwright, against instant-ngp training on
 the built-in scene with --vis viewer. What a person sees is checked on screenshots of the page's WebGL canvas.
 
-Setting NERFKIT_VIEWER_SCREENSHOT=<file.png> also saves a screenshot of the whole page (the README's picture)."""
+Setting NERFKIT_VIEWER_SCREENSHOT=<file.png> trains longer first (SCREENSHOT_STEPS) and saves a screenshot of the
+whole page: the README's picture (docs/viewer.png)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist", "--no-sandbox"]
 """WebGL without a GPU: Chromium's software renderer (SwiftShader), as on a CI machine."""
 TIMEOUT = 60.0
+SCREENSHOT = os.environ.get("NERFKIT_VIEWER_SCREENSHOT")
+SCREENSHOT_STEPS = 1500
 NGP_FLAGS = ["--pipeline.target-num-samples", "8192", "--pipeline.model.eval-num-rays-per-chunk", "4096"]
 
 
@@ -90,8 +93,10 @@ def end_run(run: LiveRun) -> None:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveRun]:
     """A run that trains until the module's tests are done."""
-    run = start_run(tmp_path_factory.mktemp("viewer"), "--max-num-iterations", "1000000")
-    wait_for(lambda: run.trainer.step >= 60, "60 training steps")
+    resolution = ["--viewer.max-resolution", "512"] if SCREENSHOT else []
+    run = start_run(tmp_path_factory.mktemp("viewer"), "--max-num-iterations", "1000000", *resolution)
+    steps = SCREENSHOT_STEPS if SCREENSHOT else 60
+    wait_for(lambda: run.trainer.step >= steps, f"{steps} training steps", timeout=3600)
     yield run
     end_run(run)
 
@@ -142,25 +147,28 @@ def test_the_page_shows_a_render_that_is_not_blank(live: LiveRun, page: object) 
     image = settle(page, only_browser(live.viewer))
     assert image.std() > 20.0, "the canvas looks uniform"
     assert len(np.unique(image.reshape(-1, 3) // 8, axis=0)) > 50, "the canvas has hardly any colours"
-    if path := os.environ.get("NERFKIT_VIEWER_SCREENSHOT"):
-        page.screenshot(path=path)  # type: ignore[attr-defined]
+    if SCREENSHOT:
+        page.locator(".mantine-Notification-root button").first.click()  # type: ignore[attr-defined]
+        page.wait_for_timeout(1000)  # type: ignore[attr-defined]
+        page.screenshot(path=SCREENSHOT)  # type: ignore[attr-defined]
 
 
 def test_moving_the_camera_and_switching_to_depth_change_the_image(live: LiveRun, page: object) -> None:
     browser = only_browser(live.viewer)
     live.viewer.show_cameras.value = False  # the render alone
-    before = settle(page, browser)
     camera = browser.client.camera
-    angle = math.radians(50.0)
-    x, y, z = camera.position
-    camera.position = (x * math.cos(angle) - y * math.sin(angle), x * math.sin(angle) + y * math.cos(angle), z)
-    camera.look_at = (0.0, 0.0, 0.0)
-    if os.environ.get("NERFKIT_DEBUG_SHOTS"):
-        page.screenshot(path=os.environ["NERFKIT_DEBUG_SHOTS"] + "/moved.png")  # type: ignore[attr-defined]
+    camera.position, camera.look_at = (2.5, 0.0, 1.5), (0.0, 0.0, 0.0)
+    before = settle(page, browser)
+    camera.position, camera.look_at = (0.0, 2.5, 1.5), (0.0, 0.0, 0.0)
     moved = settle(page, browser)
+    if shots := os.environ.get("NERFKIT_DEBUG_SHOTS"):
+        iio.imwrite(f"{shots}/before.png", before.astype(np.uint8))
+        iio.imwrite(f"{shots}/moved.png", moved.astype(np.uint8))
     assert changed_share(before, moved) > 0.03
     live.viewer.output.value = "depth"
     depth = settle(page, browser)
+    if shots:
+        iio.imwrite(f"{shots}/depth.png", depth.astype(np.uint8))
     assert changed_share(moved, depth) > 0.03
     live.viewer.output.value = "rgb"
     live.viewer.show_cameras.value = True
@@ -176,6 +184,32 @@ def test_the_training_cameras_are_drawn_and_clicking_one_moves_the_view_there(li
     wait_for(lambda: np.allclose(camera.position, target[:, 3], atol=1e-3), "the browser to move to camera 3")
     reported = view_from_viser(camera.wxyz, camera.position, camera.fov, camera.aspect)
     np.testing.assert_allclose(reported.camera_to_world, target, atol=1e-3)
+
+
+def test_an_inverted_crop_box_is_explained_in_the_panel_and_a_valid_one_crops(live: LiveRun, page: object) -> None:
+    viewer, browser = live.viewer, only_browser(live.viewer)
+    viewer.set_paused(True)  # the same weights for every screenshot
+    viewer.show_cameras.value = False
+    page.get_by_text("Crop", exact=True).click()  # type: ignore[attr-defined]
+    left = slice(0, 500)  # left of the panel, whose height changes with its messages
+    whole = settle(page, browser)[:, left]
+    viewer.crop_min.value, viewer.crop_max.value = (0.5, -1.0, -1.0), (0.2, 1.0, 1.0)
+    viewer.crop_enabled.value = True
+    wait_for(lambda: page.get_by_text("Crop box not applied").count() == 1, "the panel's message")  # type: ignore[attr-defined]
+    assert "min is above max in x" in viewer.crop_message.content
+    unchanged = settle(page, browser)[:, left]
+    assert changed_share(whole, unchanged) < 0.002, "an invalid box leaves the render as it was"
+    viewer.crop_min.value = (-0.1, -1.0, -1.0)
+    viewer.crop_max.value = (0.1, 1.0, 1.0)
+    assert viewer.crop_message.content == ""
+    cropped = settle(page, browser)[:, left]
+    assert changed_share(whole, cropped) > 0.01
+    assert "--bounding-box-min -0.100 -1.000 -1.000 --bounding-box-max 0.100 1.000 1.000" in (
+        viewer.export_commands.content
+    )
+    viewer.crop_enabled.value = False
+    viewer.show_cameras.value = True
+    viewer.set_paused(False)
 
 
 def test_pause_stops_the_step_counter_and_resume_continues_it(live: LiveRun, page: object) -> None:

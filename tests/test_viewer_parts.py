@@ -23,6 +23,7 @@ from nerfkit.cameras.camera_paths import (
 from nerfkit.data.scene_box import SceneBox
 from nerfkit.engine.run_loading import load_run
 from nerfkit.pipelines.base_pipeline import evaluating
+from nerfkit.utils.colormaps import output_image
 from nerfkit.viewer.rendering import FrameRender, rendering_state, resolution_schedule
 from nerfkit.viewer.views import View, image_size, view_cameras, view_from_viser, viser_pose
 
@@ -155,3 +156,59 @@ def test_export_inside_a_crop_box_keeps_only_points_inside_it(tiny_lego_run: Pat
     points = np.stack([vertices["x"], vertices["y"], vertices["z"]], axis=-1)
     assert len(points) > 0
     assert np.abs(points).max() <= 0.3 + 1e-6
+
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "methods" / "template"
+
+
+@pytest.mark.parametrize("method", ["vanilla-nerf", "nerfacto", "instant-ngp", "template-plugin"])
+def test_every_method_and_a_plug_in_render_in_the_viewer(
+    method: str, fake_blender: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The viewer, as kit-viewer starts it, renders each registered method and a plug-in through the model's forward
+    call; the crop box and the depth colormap apply to all of them."""
+    import io
+
+    from rich.console import Console
+
+    from nerfkit.configs.viewer import ViewerConfig
+    from nerfkit.engine.training_run import setup_trainer
+    from nerfkit.plugins.registry import ENV_VAR, discover_methods
+    from nerfkit.scripts.train import parse_args
+    from nerfkit.viewer.rendering import DisplaySettings
+    from nerfkit.viewer.viewer import ViewedRun, Viewer
+
+    if method == "template-plugin":
+        monkeypatch.syspath_prepend(str(TEMPLATE_DIR))
+        monkeypatch.setenv(ENV_VAR, "template-plugin=nerfkit_template.template_config:my_method")
+    data = fake_blender(sizes=((16, 12),) * 2)  # type: ignore[operator]
+    fake_blender(sizes=((16, 12),), split="val")  # type: ignore[operator]
+    argv = [method, "--data", str(data), "--vis", "none", "--output-dir", str(tmp_path / "out")]
+    trainer = setup_trainer(parse_args(argv, discover_methods()), Console(file=io.StringIO()))
+    datamanager = trainer.pipeline.datamanager
+    run = ViewedRun(datamanager.train_cameras, datamanager.train_dataset.images,
+                    datamanager.train_dataparser_outputs.scene_box, trainer.run_dir)  # fmt: skip
+    viewer = Viewer(ViewerConfig(port=free_port()), trainer.pipeline.model, run, Console(file=io.StringIO()),
+                    training=False)  # fmt: skip
+    view = View(KEYS[0].double().numpy(), fov=math.radians(40.0), aspect=1.0)
+    try:
+        shown = {name: viewer.render_view(view, 12, 10, DisplaySettings(output=name)) for name in ("rgb", "depth")}
+        crop = ((5.0, 5.0, 5.0), (6.0, 6.0, 6.0))
+        cropped = viewer.render_view(view, 12, 10, DisplaySettings(output="accumulation", crop=crop))
+    finally:
+        viewer.close()
+    model = trainer.pipeline.model
+    with evaluating(model):
+        outputs = model.get_outputs_for_camera(view_cameras(view, 12, 10), 0)
+    for name, image in shown.items():
+        expected = (output_image(outputs, name).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+        assert np.abs(image.astype(int) - expected.astype(int)).max() <= 1, name
+    assert (cropped == 0).all(), "nothing lies in a box outside the scene: the accumulation is black"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("", 0))
+        return probe.getsockname()[1]

@@ -8,6 +8,8 @@ only record what the browsers ask for: the latest camera of each, and the panel'
 
 from __future__ import annotations
 
+import contextlib
+import io
 import itertools
 import threading
 import time
@@ -76,18 +78,27 @@ class BrowserState:
 
     client: viser.ClientHandle
     view: View | None = None
+    """The browser's latest camera (None until it reports one)."""
     version: int = 0
     """Counts changes of the view or of the panel's settings; a frame of an older version is dropped."""
     sent_version: int = -1
+    """The version of the last frame sent."""
     sent_level: int = -1
     """Index in the resolution schedule of the sharpest frame sent for `sent_version`."""
     frame: FrameRender | None = None
+    """The frame being rendered, if any."""
     frame_version: int = -1
+    """The version `frame` shows."""
     frame_level: int = 0
+    """The index of `frame`'s size in the resolution schedule."""
     frame_settings: DisplaySettings | None = None
+    """The panel's settings when `frame` was started."""
 
 
 class Viewer:
+    """The viewer of one run; the server starts when it is built. The trainer calls `after_step` after each step and
+    `wait_while_paused` before the next, kit-viewer calls `serve`; `close` ends it."""
+
     def __init__(self, config: ViewerConfig, model: Model, run: ViewedRun, console: Console, *, training: bool) -> None:
         self.config = config
         self.model = model
@@ -104,7 +115,8 @@ class Viewer:
         self.train_seconds = 0.0
         self.last_status = 0.0
         self.output_names: list[str] = ["rgb"]
-        self.server = viser.ViserServer(host=config.host, port=config.port, label="nerfkit", verbose=False)
+        with contextlib.redirect_stdout(io.StringIO()):  # viser's banner; `announce` prints the URL
+            self.server = viser.ViserServer(host=config.host, port=config.port, label="nerfkit", verbose=False)
         self.port = self.server.get_port()
         self._build_scene()
         self._build_panel()
@@ -210,7 +222,7 @@ class Viewer:
     def _settings_changed(self) -> None:
         crop, problem = self.crop()
         self.crop_message.content = problem
-        self.crop_box.visible = self.crop_enabled.value
+        self.crop_box.visible = crop is not None
         if crop is not None:
             low, high = np.array(crop[0]), np.array(crop[1])
             self.crop_box.position, self.crop_box.dimensions = tuple((low + high) / 2.0), tuple(high - low)
@@ -410,7 +422,8 @@ class Viewer:
         """Stops serving (a `serve` loop on another thread returns) and shuts the server down."""
         if not self.closing.is_set():
             self.closing.set()
-            self.server.stop()
+            with contextlib.redirect_stdout(io.StringIO()):  # viser's "Server stopped"
+                self.server.stop()
 
     def _status_text(self, step: int, loss: float | None, rays_per_sec: float | None) -> str:
         if not self.training:
