@@ -50,8 +50,6 @@ COLORMAPS = ("default", "viridis", "gray")
 INSIDE_CAMERA = 1e-3
 """A browser this close to a training camera (a fraction of the scene box's diagonal) looks through it: that
 camera's frustum is hidden, as its thumbnail would cover the view."""
-INITIAL_PULL_BACK = 1.4
-"""A new browser starts this many times farther from the scene's centre than the first training camera."""
 Corners = tuple[tuple[float, float, float], tuple[float, float, float]]
 """An axis-aligned box's (min, max) corners."""
 
@@ -156,10 +154,9 @@ class Viewer:
             self.move_browser,
         )
         first = camera_view(run.cameras, 0)
-        centre = (aabb[0] + aabb[1]) / 2.0
-        # Behind the first training camera, so its frustum and thumbnail are in view rather than over it.
-        self.server.initial_camera.position = tuple(centre + INITIAL_PULL_BACK * (first.camera_to_world[:, 3] - centre))
-        self.server.initial_camera.look_at = tuple(centre)
+        # A new browser starts in the first training camera (whose frustum is then hidden), facing the scene's centre.
+        self.server.initial_camera.position = tuple(first.camera_to_world[:, 3])
+        self.server.initial_camera.look_at = tuple((aabb[0] + aabb[1]) / 2.0)
         self.server.initial_camera.up = tuple(up)
         self.server.initial_camera.fov = first.fov
 
