@@ -185,9 +185,7 @@ def test_every_method_and_a_plug_in_render_in_the_viewer(
     fake_blender(sizes=((16, 12),), split="val")  # type: ignore[operator]
     argv = [method, "--data", str(data), "--vis", "none", "--output-dir", str(tmp_path / "out")]
     trainer = setup_trainer(parse_args(argv, discover_methods()), Console(file=io.StringIO()))
-    datamanager = trainer.pipeline.datamanager
-    run = ViewedRun(datamanager.train_cameras, datamanager.train_dataset.images,
-                    datamanager.train_dataparser_outputs.scene_box, trainer.run_dir)  # fmt: skip
+    run = ViewedRun.of(trainer.pipeline, trainer.run_dir)
     viewer = Viewer(ViewerConfig(port=free_port()), trainer.pipeline.model, run, Console(file=io.StringIO()),
                     training=False)  # fmt: skip
     view = View(KEYS[0].double().numpy(), fov=math.radians(40.0), aspect=1.0)

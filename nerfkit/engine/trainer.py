@@ -120,14 +120,7 @@ class Trainer:
         """The live viewer, on rank 0 only; it renders between steps (see viewer/viewer.py)."""
         from nerfkit.viewer.viewer import ViewedRun, Viewer
 
-        datamanager = self.pipeline.datamanager
-        run = ViewedRun(
-            cameras=datamanager.train_cameras,
-            images=datamanager.train_dataset.images,
-            scene_box=datamanager.train_dataparser_outputs.scene_box,
-            run_dir=self.run_dir,
-            step=self.start_step,
-        )
+        run = ViewedRun.of(self.pipeline, self.run_dir, self.start_step)
         self.viewer = Viewer(self.config.viewer, self.pipeline.model, run, self.console, training=True)
         self.viewer.announce()
 

@@ -40,14 +40,7 @@ def serve(command: ViewerCommand, console: Console) -> None:
     from nerfkit.viewer.viewer import ViewedRun, Viewer
 
     run = load_run(command.load_config, load_step=command.load_step, device_type=command.device_type, console=console)
-    datamanager = run.pipeline.datamanager
-    viewed = ViewedRun(
-        cameras=datamanager.train_cameras,
-        images=datamanager.train_dataset.images,
-        scene_box=datamanager.train_dataparser_outputs.scene_box,
-        run_dir=run.run_dir,
-        step=run.step,
-    )
+    viewed = ViewedRun.of(run.pipeline, run.run_dir, run.step)
     viewer = Viewer(command.viewer, run.pipeline.model, viewed, console, training=False)
     console.print(f"showing {run.checkpoint} on {run.device}")
     viewer.announce()

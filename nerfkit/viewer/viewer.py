@@ -28,6 +28,7 @@ from nerfkit.cameras.cameras import Cameras
 from nerfkit.configs.viewer import ViewerConfig
 from nerfkit.data.scene_box import SceneBox
 from nerfkit.models.base_model import Model
+from nerfkit.pipelines.base_pipeline import VanillaPipeline
 from nerfkit.utils.colormaps import renderable_names
 from nerfkit.viewer.camera_path_panel import CameraPathPanel
 from nerfkit.viewer.rendering import DisplaySettings, FrameRender, display_image, resolution_schedule
@@ -68,6 +69,18 @@ class ViewedRun:
     """The run folder: camera paths are saved to its camera_paths/ folder."""
     step: int = 0
     """The checkpoint's step, for a finished run."""
+
+    @classmethod
+    def of(cls, pipeline: VanillaPipeline, run_dir: Path, step: int = 0) -> ViewedRun:
+        """What a pipeline's training split shows: its cameras, images and scene box."""
+        datamanager = pipeline.datamanager
+        return cls(
+            cameras=datamanager.train_cameras,
+            images=datamanager.train_dataset.images,
+            scene_box=datamanager.train_dataparser_outputs.scene_box,
+            run_dir=run_dir,
+            step=step,
+        )
 
 
 @dataclass
