@@ -210,3 +210,34 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("", 0))
         return probe.getsockname()[1]
+
+
+def test_kit_viewer_serves_a_finished_run_until_ctrl_c(tiny_lego_run: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = free_port()
+    command = [str(Path(sys.executable).parent / "kit-viewer"), "--load-config", str(tiny_lego_run),
+               "--device-type", "cpu", "--viewer.port", str(port)]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert process.stdout is not None
+        lines = []
+        while not any(line.startswith("viewer: ") for line in lines):
+            line = process.stdout.readline()
+            assert line, "kit-viewer exited early:\n" + "".join(lines)
+            lines.append(line)
+        assert f"viewer: http://localhost:{port}\n" in lines
+        assert any("nerfkit_models/step-" in line for line in lines), "it names the checkpoint it shows"
+        with urllib.request.urlopen(f"http://localhost:{port}/", timeout=30) as page:
+            assert page.status == 200 and b"<html" in page.read().lower()
+        process.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 30
+        while process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert process.returncode == 0
+    finally:
+        process.kill()

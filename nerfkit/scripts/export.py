@@ -20,7 +20,6 @@ Arguments are checked before the run is loaded; a file appears only once complet
 from __future__ import annotations
 
 import dataclasses
-import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,9 +108,9 @@ class ModelExport(ExportConfig):
     """Where to run the model; auto takes the GPU when torch sees one."""
     ascii: bool = False
     """Write PLY as text instead of binary: larger and slower to read, but readable by eye."""
-    bounding_box_min: tuple[float, float, float] | None = None
+    bounding_box_min: ranged(tuple[float, float, float] | None) = None
     """Export only what lies in this box (min corner; give --bounding-box-max too), e.g. the viewer's crop box."""
-    bounding_box_max: tuple[float, float, float] | None = None
+    bounding_box_max: ranged(tuple[float, float, float] | None) = None
     """The box's max corner (default: the scene box)."""
 
     def check(self) -> None:
@@ -123,10 +122,9 @@ class ModelExport(ExportConfig):
             )
         if low is not None and high is not None:
             wrong = [axis for axis, a, b in zip("xyz", low, high, strict=True) if not a < b]
-            if wrong or not all(map(math.isfinite, (*low, *high))):
+            if wrong:
                 raise NerfkitError(
-                    f"--bounding-box-min {low} is not below --bounding-box-max {high} in {', '.join(wrong) or 'every'} "
-                    "coordinate",
+                    f"--bounding-box-min {low} is not below --bounding-box-max {high} in {', '.join(wrong)} coordinate",
                     hint="each coordinate of the min corner must be below the max corner's",
                 )
 
