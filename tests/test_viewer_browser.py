@@ -31,7 +31,8 @@ from nerfkit.scripts.train import parse_args
 from nerfkit.viewer.viewer import BrowserState, Viewer
 from nerfkit.viewer.views import View, view_from_viser
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
+"""Debian's package; GitHub's Ubuntu runners have Google Chrome instead."""
 CHROMIUM_FLAGS = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist", "--no-sandbox"]
 """WebGL without a GPU: Chromium's software renderer (SwiftShader), as on a CI machine."""
 TIMEOUT = 60.0
@@ -70,9 +71,16 @@ def chromium() -> Iterator[object]:
         browser.close()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def builtin_scene_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One cache for this module's runs (the built-in scene is written once), not the user's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NERFKIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
 def start_run(root: Path, *flags: str) -> LiveRun:
     """instant-ngp training on the built-in scene in a background thread, with the viewer on a free port."""
-    os.environ.setdefault("NERFKIT_CACHE_DIR", str(root.parent / "cache"))
     argv = ["instant-ngp", "--vis", "viewer", "--viewer.port", str(free_port()), "--viewer.max-resolution", "128",
             "--viewer.preview-resolution", "32", "--steps-per-eval-batch", "0", "--steps-per-eval-image", "0",
             "--output-dir", str(root), "--timestamp", "run", *NGP_FLAGS, *flags]  # fmt: skip
