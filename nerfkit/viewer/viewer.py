@@ -395,6 +395,8 @@ class Viewer:
     def after_step(self, step: int, loss: float, rays_per_sec: float, step_seconds: float) -> None:
         """Called between training steps: updates the figures, then renders for the panel's share of the time."""
         self.train_seconds += step_seconds
+        if self.closing.is_set():  # closed from another thread (a test, a benchmark) while training goes on
+            return
         now = time.perf_counter()
         if now - self.last_status >= STATUS_SECONDS:
             self.last_status = now
