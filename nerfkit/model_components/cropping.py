@@ -30,7 +30,8 @@ def cropped(function: Callable[P, R], aabb: Float[Tensor, "2 3"]) -> Callable[P,
 
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
         outputs = function(*args, **kwargs)
-        inside = inside_box(_positions(args[0]), aabb.to(_positions(args[0]).device))
+        positions = _positions(args[0])
+        inside = inside_box(positions, aabb.to(positions.device))
         if isinstance(outputs, tuple):
             return (outputs[0] * inside, *outputs[1:])  # type: ignore[return-value]
         return outputs * inside  # type: ignore[operator]

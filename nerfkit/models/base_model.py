@@ -126,11 +126,15 @@ class Model(nn.Module):
         chunks: dict[str, list[Tensor]] = defaultdict(list)
         chunk_size = self.config.eval_num_rays_per_chunk
         for start in range(0, len(rays), chunk_size):
-            chunk = rays[start : start + chunk_size]
-            for name, value in self.forward(chunk).items():
-                if value.dim() > 0 and value.shape[0] == len(chunk):
-                    chunks[name].append(value)
+            for name, value in self.per_ray_outputs(rays[start : start + chunk_size]).items():
+                chunks[name].append(value)
         return {name: torch.cat(parts).reshape(height, width, -1) for name, parts in chunks.items()}
+
+    def per_ray_outputs(self, rays: RayBundle) -> dict[str, Tensor]:
+        """The outputs of `forward` that hold a value per ray (not per-batch figures such as sample counts)."""
+        return {
+            name: value for name, value in self.forward(rays).items() if value.dim() > 0 and len(value) == len(rays)
+        }
 
     @abstractmethod
     def get_image_metrics_and_images(

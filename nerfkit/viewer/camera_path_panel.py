@@ -24,15 +24,12 @@ from nerfkit.cameras.camera_paths import (
 from nerfkit.cameras.cameras import Cameras
 from nerfkit.errors import NerfkitError
 from nerfkit.utils.files import write_json
-from nerfkit.viewer.scene_objects import camera_view
+from nerfkit.viewer.scene_objects import MoveBrowser, camera_view
 from nerfkit.viewer.views import View, view_from_viser, viser_pose
 
 KEYFRAME_COLOUR = (220, 40, 40)
 PATH_COLOUR = (220, 40, 40)
 FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-
-MoveClient = Callable[[viser.ClientHandle, View], None]
-"""Moves a browser's camera to a view."""
 
 
 def browser_view(client: viser.ClientHandle) -> View:
@@ -50,7 +47,7 @@ class CameraPathPanel:
         folder: Path,
         render_size: tuple[int, int],
         render_command: Callable[[Path], str],
-        move_client: MoveClient,
+        move_client: MoveBrowser,
     ) -> None:
         self.server = server
         self.folder = folder

@@ -19,6 +19,9 @@ from nerfkit.models.base_model import Model
 from nerfkit.pipelines.base_pipeline import evaluating
 from nerfkit.utils.colormaps import Colormap, output_image
 
+Corners = tuple[tuple[float, float, float], tuple[float, float, float]]
+"""An axis-aligned box's (min, max) corners."""
+
 
 @dataclass(frozen=True)
 class DisplaySettings:
@@ -28,7 +31,7 @@ class DisplaySettings:
     """The model output shown."""
     colormap: Colormap = "default"
     """How a single-channel output becomes colours."""
-    crop: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None
+    crop: Corners | None = None
     """The crop box's (min, max) corners, when cropping is on and the box is valid."""
     max_resolution: int = 512
     """Longest side of the sharpest render."""
@@ -78,9 +81,8 @@ class FrameRender:
         """Renders the next chunk; returns whether the image is complete."""
         chunk = self.rays[self.next_ray : self.next_ray + self.chunk_size]
         with rendering_state(self.model, self.crop):
-            for name, value in self.model(chunk).items():
-                if value.dim() > 0 and value.shape[0] == len(chunk):
-                    self.parts[name].append(value)
+            for name, value in self.model.per_ray_outputs(chunk).items():
+                self.parts[name].append(value)
         self.next_ray += len(chunk)
         return self.done
 

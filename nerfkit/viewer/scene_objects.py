@@ -20,7 +20,7 @@ CROP_BOX_COLOUR = (230, 120, 20)
 CAMERA_COLOUR = (30, 90, 200)
 FRUSTUM_LINE_PIXELS = 2.0
 
-JumpTo = Callable[[viser.ClientHandle, View], None]
+MoveBrowser = Callable[[viser.ClientHandle, View], None]
 """Moves a browser's camera to a view."""
 
 
@@ -60,7 +60,7 @@ def add_training_cameras(
     scale: float,
     max_thumbnails: int,
     thumbnail_size: int,
-    jump_to: JumpTo,
+    jump_to: MoveBrowser,
 ) -> list[viser.CameraFrustumHandle]:
     """One frustum per training camera, some with their image; clicking one moves that browser to the camera."""
     with_image = spread_indices(len(cameras), max_thumbnails if images is not None else 0)

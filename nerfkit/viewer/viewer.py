@@ -31,12 +31,13 @@ from nerfkit.models.base_model import Model
 from nerfkit.pipelines.base_pipeline import VanillaPipeline
 from nerfkit.utils.colormaps import renderable_names
 from nerfkit.viewer.camera_path_panel import CameraPathPanel
-from nerfkit.viewer.rendering import DisplaySettings, FrameRender, display_image, resolution_schedule
+from nerfkit.viewer.rendering import Corners, DisplaySettings, FrameRender, display_image, resolution_schedule
 from nerfkit.viewer.scene_objects import (
     CROP_BOX_COLOUR,
     SCENE_BOX_COLOUR,
     add_box,
     add_training_cameras,
+    box_corners,
     camera_view,
     scene_box_array,
     scene_up,
@@ -51,8 +52,6 @@ COLORMAPS = ("default", "viridis", "gray")
 INSIDE_CAMERA = 1e-3
 """A browser this close to a training camera (a fraction of the scene box's diagonal) looks through it: that
 camera's frustum is hidden, as its thumbnail would cover the view."""
-Corners = tuple[tuple[float, float, float], tuple[float, float, float]]
-"""An axis-aligned box's (min, max) corners."""
 
 
 @dataclass
@@ -234,8 +233,8 @@ class Viewer:
         self.crop_message.content = problem
         self.crop_box.visible = crop is not None
         if crop is not None:
-            low, high = np.array(crop[0]), np.array(crop[1])
-            self.crop_box.position, self.crop_box.dimensions = tuple((low + high) / 2.0), tuple(high - low)
+            centre, dimensions = box_corners(np.array(crop))
+            self.crop_box.position, self.crop_box.dimensions = tuple(centre), tuple(dimensions)
         self.export_commands.content = self._export_text()
         with self.lock:
             for browser in self.browsers.values():
@@ -331,14 +330,14 @@ class Viewer:
             if not browsers:
                 return None
             start = next(self.round_robin) % len(browsers)
+            settings = self.settings()
+            schedule = resolution_schedule(self.config.preview_resolution, settings.max_resolution)
             for browser in browsers[start:] + browsers[:start]:
                 if browser.view is None:
                     continue
                 if browser.frame is not None and browser.frame_version == browser.version:
                     return browser
                 level = 0 if browser.sent_version != browser.version else browser.sent_level + 1
-                settings = self.settings()
-                schedule = resolution_schedule(self.config.preview_resolution, settings.max_resolution)
                 if level >= len(schedule):
                     browser.frame = None
                     continue
